@@ -1,0 +1,5 @@
+import sys
+
+from kclf.cli import main
+
+sys.exit(main())

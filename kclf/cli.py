@@ -1,0 +1,155 @@
+"""The ``kclf`` command: list, run, info, compare and bench.
+
+Errors are one line on stderr and a non-zero exit, never a traceback:
+1 for a failure, 2 for a usage error (unknown experiment or option), 3 for a run
+that diverged, 130 for Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from kclf import __version__
+from kclf.errors import KclfError
+
+# Subcommands implemented in their own modules: name -> (module, help).
+_PLUGINS = {
+    "compare": ("kclf.compare", "run experiments under several backends and diff them step by step"),
+    "bench": ("kclf.bench", "measure what TrainingTrace costs on each backend"),
+}
+
+
+def _cmd_list(args) -> int:
+    from kclf import registry
+
+    experiments = registry.discover()
+    if args.names:
+        print("\n".join(experiments))
+        return 0
+    width = max(len(n) for n in experiments) if experiments else 0
+    for info in experiments.values():
+        print(f"{info.name:<{width}}  {info.description}")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from kclf.backend import BACKENDS, pip_extra, versions
+
+    found = versions()
+    print(f"kclf        {__version__}")
+    print(f"python      {found['python']}")
+    print(f"keras       {found['keras']}")
+    for name in BACKENDS:
+        extra = "" if found[name] != "not installed" else f"  (pip install '{pip_extra(name)}')"
+        print(f"{name:<11} {found[name]}{extra}")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from kclf import registry
+    from kclf.backend import select_backend, versions
+
+    info = registry.get(args.name)  # unknown names fail before any backend import
+    backend = select_backend(args.backend)
+    out = Path(args.out) if args.out else Path("results") / info.name / backend
+    if not args.json:
+        v = versions(backend)
+        print(f"# {info.name} — {info.description}")
+        if info.slide:
+            print(f"# slides: {info.slide}")
+        print(f"# backend: {backend} {v[backend]} (keras {v['keras']})")
+    from kclf import runner
+
+    module = registry.load(info)
+    summary, code = runner.execute(module, backend, out, json_mode=args.json)
+    if args.json:
+        payload = {k: summary[k] for k in ("experiment", "backend", "versions", "results", "trace")}
+        payload["status"] = summary["status"]
+        if summary["error"]:
+            payload["error"] = summary["error"]
+        json.dump(payload, sys.stdout, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(f"\noutputs: {out}/ (summary.json{', trace.csv' if summary['traces'] else ''}"
+              f"{', ' + ', '.join(summary['figures']) if summary['figures'] else ''})")
+    if summary["error"]:
+        print(f"kclf: error: {summary['error']}", file=sys.stderr)
+    return code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage errors: one line, exit 2
+        self.exit(2, f"kclf: error: {message} (see kclf --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="kclf",
+        description="Train the lecture's classifiers with Keras 3 and check them step by step "
+        "on JAX, TensorFlow and PyTorch.",
+    )
+    parser.add_argument("--version", action="version", version=f"kclf {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list the experiments with a one-line description")
+    p.add_argument("--names", action="store_true", help="names only, one per line")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("run", help="run one experiment on one backend")
+    p.add_argument("name", help="experiment name (see kclf list)")
+    p.add_argument("--backend", "-b", help="jax, tensorflow or torch (default: $KERAS_BACKEND, else tensorflow)")
+    p.add_argument("--out", help="output folder (default: results/NAME/BACKEND/)")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    p.add_argument("--data", help="data file for experiments that read one (stroke: the Kaggle CSV)")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("info", help="Python, Keras and backend versions")
+    p.set_defaults(func=_cmd_info)
+
+    for name, (module_name, help_text) in _PLUGINS.items():
+        p = sub.add_parser(name, help=help_text)
+        p.set_defaults(func=_plugin(module_name), plugin_parser=p)
+        try:
+            importlib.import_module(module_name).add_arguments(p)
+        except ModuleNotFoundError:
+            pass
+    return parser
+
+
+def _plugin(module_name: str):
+    def call(args) -> int:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            raise KclfError(f"{module_name} is not available in this version of kclf") from None
+        return module.main(args)
+
+    return call
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    if getattr(args, "data", None):
+        import os
+
+        os.environ["KCLF_DATA"] = args.data
+    try:
+        return int(args.func(args) or 0)
+    except KclfError as exc:
+        print(f"kclf: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("kclf: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

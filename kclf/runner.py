@@ -1,0 +1,252 @@
+"""Running an experiment: where its tables, figures, results and traces go.
+
+An experiment (a file in experiments/) defines ``NAME``, ``DESCRIPTION``, ``SLIDE`` and
+``run(ctx: Run) -> dict``. It prints through ``ctx.table``/``ctx.print``, saves figures
+with ``ctx.figure`` and attaches its TrainingTraces with ``ctx.attach``; kclf writes
+summary.json (and trace.csv) into the output folder, atomically.
+
+A user's own script can produce the same files for ``kclf compare`` with :func:`save`:
+
+    trace = TrainingTrace()
+    model.fit(x, y, callbacks=[trace])
+    kclf.runner.save({"final_loss": float(...)}, trace)   # writes into $KCLF_OUT
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kclf.errors import KclfError, TrainingDiverged
+
+PROCESS_START = time.perf_counter()
+OUT_ENV = "KCLF_OUT"
+
+
+def to_jsonable(value: Any) -> Any:
+    """NumPy arrays and scalars → lists and floats; NaN/inf → None (JSON has neither)."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if hasattr(value, "numpy"):
+        return to_jsonable(np.asarray(value))
+    return value
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write to a temporary file beside ``path`` and rename: readers never see a torn file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Run:
+    """One experiment on one backend: its printing, figures, traces and output folder."""
+
+    def __init__(self, name: str, backend: str, out: Path | str, *, json_mode: bool = False):
+        self.name = name
+        self.backend = backend
+        self.out = Path(out)
+        self.json_mode = json_mode
+        self.traces: dict[str, Any] = {}
+        self.figures: list[str] = []
+        self.expected_divergence: set[str] = set()
+        self.notes: list[str] = []
+
+    # -- printing -------------------------------------------------------------
+    @property
+    def stream(self):
+        return sys.stderr if self.json_mode else sys.stdout
+
+    def print(self, *args, **kwargs) -> None:
+        print(*args, file=self.stream, **kwargs)
+
+    def header(self, title: str) -> None:
+        self.print(f"\n## {title}")
+
+    def table(self, frame, title: str | None = None, *, float_format: str | None = None) -> None:
+        """Print a pandas DataFrame the way a notebook shows it."""
+        if title:
+            self.header(title)
+        if float_format:
+            self.print(frame.to_string(float_format=lambda v: format(v, float_format)))
+        else:
+            self.print(frame.to_string())
+
+    # -- outputs ----------------------------------------------------------------
+    def figure(self, fig, filename: str) -> Path:
+        """Save a matplotlib figure into the output folder (atomically) and close it."""
+        import matplotlib.pyplot as plt
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format=Path(filename).suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        path = self.out / filename
+        atomic_write(path, buf.getvalue())
+        self.figures.append(filename)
+        self.print(f"figure: {path}")
+        return path
+
+    def attach(self, trace, label: str = "main", *, expect_divergence: bool = False) -> None:
+        """Include ``trace`` in the outputs under ``label``; a divergence there is an error
+        unless the experiment expects it (the learning-rate demo does)."""
+        self.traces[label] = trace
+        if expect_divergence:
+            self.expected_divergence.add(label)
+
+    def trace_rows(self) -> list[dict]:
+        rows: list[dict] = []
+        for label, trace in self.traces.items():
+            frame = trace.to_frame()
+            frame.insert(0, "run", label)
+            rows.extend(frame.to_dict(orient="records"))
+        return rows
+
+    def unexpected_divergence(self) -> tuple[str, int] | None:
+        for label, trace in self.traces.items():
+            if trace.diverged_at is not None and label not in self.expected_divergence:
+                return label, trace.diverged_at
+        return None
+
+
+def versions_for(backend: str) -> dict[str, str]:
+    from kclf.backend import versions
+
+    return versions(backend)
+
+
+def write_outputs(
+    run: Run,
+    results: dict,
+    *,
+    status: str = "ok",
+    error: str | None = None,
+    timing: dict | None = None,
+) -> dict:
+    """Write trace.csv and summary.json into run.out; return the summary (without trace)."""
+    import pandas as pd
+
+    trace_frames = []
+    for label, trace in run.traces.items():
+        frame = trace.to_frame()
+        frame.insert(0, "run", label)
+        trace_frames.append(frame)
+    if trace_frames:
+        csv = pd.concat(trace_frames, ignore_index=True).to_csv(index=False)
+        atomic_write(run.out / "trace.csv", csv)
+    summary = {
+        "experiment": run.name,
+        "backend": run.backend,
+        "versions": versions_for(run.backend),
+        "status": status,
+        "error": error,
+        "results": to_jsonable(results),
+        "figures": run.figures,
+        "traces": {
+            label: {
+                "steps": int(trace.steps_recorded),
+                "diverged_at": trace.diverged_at,
+                "interrupted": bool(trace.interrupted),
+                "timing": to_jsonable(trace.timing()),
+            }
+            for label, trace in run.traces.items()
+        },
+        "timing": to_jsonable(timing or {}),
+    }
+    atomic_write(run.out / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+@contextmanager
+def _stdout_to_stderr(enabled: bool):
+    """In --json mode stdout carries exactly one JSON object: everything else goes to stderr."""
+    if not enabled:
+        yield
+        return
+    saved = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = saved
+
+
+def execute(module, backend: str, out: Path, *, json_mode: bool = False) -> tuple[dict, int]:
+    """Run an experiment module, write its outputs, return (summary, exit code).
+
+    Whatever was recorded before an interrupt, a divergence or a crash is still written.
+    """
+    run = Run(module.NAME, backend, out, json_mode=json_mode)
+    started = time.perf_counter()
+    status, error, code, results = "ok", None, 0, {}
+    with _stdout_to_stderr(json_mode):
+        try:
+            results = module.run(run) or {}
+        except KeyboardInterrupt:
+            status, error, code = "interrupted", "interrupted by the user (Ctrl-C)", 130
+        except KclfError as exc:
+            status, error, code = "failed", str(exc), exc.exit_code
+        diverged = run.unexpected_divergence()
+        if diverged and status == "ok":
+            label, step = diverged
+            exc = TrainingDiverged(f"training run {label!r} diverged at step {step} (loss or gradient NaN/inf)")
+            status, error, code = "diverged", str(exc), exc.exit_code
+        timing = {
+            "startup_s": started - PROCESS_START,
+            "experiment_s": time.perf_counter() - started,
+        }
+        summary = write_outputs(run, results, status=status, error=error, timing=timing)
+    summary["trace"] = run.trace_rows() if json_mode else []
+    return summary, code
+
+
+def save(results: dict, trace=None, *, out: str | Path | None = None, name: str | None = None) -> Path:
+    """Write a user script's results (and TrainingTrace) where ``kclf compare`` reads them.
+
+    ``out`` defaults to $KCLF_OUT (set by kclf compare) or results/<script name>/<backend>/.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    name = name or Path(sys.argv[0]).stem
+    out = Path(out or os.environ.get(OUT_ENV) or Path("results") / name / backend)
+    run = Run(name, backend, out)
+    if trace is not None:
+        run.attach(trace)
+    diverged = run.unexpected_divergence()
+    status = "diverged" if diverged else "ok"
+    write_outputs(
+        run,
+        results,
+        status=status,
+        error=f"diverged at step {diverged[1]}" if diverged else None,
+        timing={"startup_s": None, "experiment_s": time.perf_counter() - PROCESS_START},
+    )
+    return out
