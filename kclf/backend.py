@@ -91,6 +91,8 @@ def select_backend(name: str | None = None) -> str:
             )
         return backend
     os.environ["KERAS_BACKEND"] = backend
+    # TensorFlow's C++ start-up chatter would bury the tables; errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return backend
 
 

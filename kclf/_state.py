@@ -1,0 +1,36 @@
+"""Reading a variable's current value during fit(), on every backend.
+
+This is the one place where kclf knows how a backend keeps training state.
+TensorFlow and PyTorch update variables in place, so their value is current.
+JAX's fit() keeps the state outside the variables (``model._jax_state``) and writes
+it back only at the end of an epoch; between steps we read our few arrays from
+that state instead of forcing a full state sync, which would copy every weight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class StateReader:
+    """Reads selected optimizer and metric variables of ``model`` as NumPy arrays."""
+
+    def __init__(self, model, variables):
+        self.model = model
+        self.variables = list(variables)
+        self._where = None  # lazily built: (state key, index) per variable for JAX
+
+    def _jax_locations(self):
+        if self._where is None:
+            keys = {id(v): ("optimizer_variables", i) for i, v in enumerate(self.model.optimizer.variables)}
+            keys.update({id(v): ("metrics_variables", i) for i, v in enumerate(self.model.metrics_variables)})
+            self._where = [keys[id(v)] for v in self.variables]
+        return self._where
+
+    def read(self) -> list[np.ndarray]:
+        state = getattr(self.model, "_jax_state", None)
+        if state and not getattr(self.model, "_jax_state_synced", True):
+            return [np.asarray(state[key][i]) for key, i in self._jax_locations()]
+        from keras import ops
+
+        return [np.asarray(ops.convert_to_numpy(v.value)) for v in self.variables]
