@@ -22,3 +22,50 @@ def subplots(nrows: int, ncols: int, title: str, *, size=None):
     fig, axes = plt.subplots(nrows, ncols, figsize=size or (5.0 * ncols, 4.0 * nrows), squeeze=False)
     fig.suptitle(title)
     return fig, axes
+
+
+def history_curves(ax, history: dict, metric: str, *, title: str = "", mark_epoch: int | None = None):
+    """Training and validation ``metric`` per epoch from a Keras ``History.history`` dict;
+    ``mark_epoch`` (1-based) draws a dashed line, e.g. at the epoch early stopping restored."""
+    epochs = range(1, len(history[metric]) + 1)
+    ax.plot(epochs, history[metric], label="training")
+    if f"val_{metric}" in history:
+        ax.plot(epochs, history[f"val_{metric}"], label="validation")
+    if mark_epoch is not None:
+        ax.axvline(mark_epoch, color="grey", linestyle="--", label=f"best epoch ({mark_epoch})")
+    if title:
+        ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+
+
+def confusion_matrix(ax, y_true, y_pred, class_names, *, title: str = ""):
+    """Counts of (actual, predicted) classes; rows are the actual class."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=list(range(len(class_names))), display_labels=list(class_names),
+        ax=ax, colorbar=False, cmap="Blues",
+    )
+    if title:
+        ax.set_title(title)
+
+
+def mse_contour(ax, x, y, w_range, b_range, *, levels: int = 30) -> None:
+    """Contours of the full-data MSE of ŷ = wx + b over a (w, b) grid, log-spaced levels."""
+    import numpy as np
+
+    x = np.asarray(x, "float64").reshape(-1)
+    y = np.asarray(y, "float64").reshape(-1)
+    w, b = np.meshgrid(np.linspace(*w_range, 200), np.linspace(*b_range, 200))
+    loss = np.mean((w[..., None] * x + b[..., None] - y) ** 2, axis=-1)
+    lo, hi = loss.min(), loss.max()
+    ax.contour(w, b, loss, levels=lo + (hi - lo) * np.geomspace(1e-4, 1, levels), cmap="viridis", alpha=0.6, linewidths=0.8)
+    slope, intercept = np.polyfit(x, y, 1)  # the least-squares minimum
+    ax.plot([slope], [intercept], "*", color="k", ms=12, label="MSE minimum")
+    ax.set_xlim(*w_range)
+    ax.set_ylim(*b_range)
+    ax.set_xlabel("w")
+    ax.set_ylabel("b")
