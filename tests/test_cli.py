@@ -1,0 +1,261 @@
+"""The kclf command, as a user runs it: ``python -m kclf`` in a subprocess.
+
+Only four of these subprocesses import keras (logistic-forward once per backend and
+softmax-forward once); the error paths and the runner's output handling use small
+experiments written into a temporary folder (KCLF_EXPERIMENTS) that never import keras.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kclf import reference
+from kclf.data import SLIDES_X
+
+SLIDES_Z = [-5.0, 1.0, 7.0]
+SLIDES_Y_HAT = [0.0066929, 0.7310586, 0.9990889]  # σ(z) to 7 decimals
+SIGMOID_Z = [0.006692850924, 0.7310585786300, 0.9990889488056]  # σ(−5), σ(1), σ(7)
+JSON_KEYS = {"experiment", "backend", "versions", "results", "trace"}
+
+
+def kclf(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    """Run ``python -m kclf ARGS``; KERAS_BACKEND is cleared unless given."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "KCLF_EXPERIMENTS")}
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "kclf", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("kclf: error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def fake_experiments(tmp_path):
+    """A KCLF_EXPERIMENTS folder with experiments that exercise the runner without keras."""
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    scripts = {
+        "chatty.py": """
+            import math
+            NAME = "chatty"
+            DESCRIPTION = "prints through ctx and print(), returns a NaN"
+            def run(ctx):
+                ctx.print("through ctx")
+                print("through print")
+                return {"value": 1.5, "missing": math.nan, "items": (1, 2)}
+            """,
+        "refuses.py": """
+            from kclf.errors import KclfError
+            NAME = "refuses"
+            DESCRIPTION = "raises a KclfError"
+            def run(ctx):
+                ctx.print("started")
+                raise KclfError("data file not found; expected --data PATH")
+            """,
+        "crashes.py": """
+            NAME = "crashes"
+            DESCRIPTION = "raises an error that is not a KclfError"
+            def run(ctx):
+                raise ValueError("weights kernel has shape (3, 1); expected (2, 1)")
+            """,
+        "_helper.py": 'NAME = "hidden"\n',
+        "no_name.py": "x = 1\n",
+    }
+    for filename, text in scripts.items():
+        (folder / filename).write_text(textwrap.dedent(text))
+    return folder
+
+
+# --- list and info -------------------------------------------------------------
+
+
+def test_list_shows_the_experiments_with_descriptions():
+    done = kclf("list")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    by_name = {line.split()[0]: line for line in lines}
+    names = list(by_name)
+    assert names.index("logistic-forward") < names.index("softmax-forward")  # the slides' order
+    assert "Dense+sigmoid forward pass" in by_name["logistic-forward"]
+    assert "Dense+softmax forward pass" in by_name["softmax-forward"]
+
+
+def test_list_names_and_the_experiments_folder_variable(fake_experiments):
+    done = kclf("list", "--names", KCLF_EXPERIMENTS=str(fake_experiments))
+    assert done.returncode == 0, done.stderr
+    # Scripts starting with _ and scripts without NAME are not experiments.
+    assert done.stdout.split() == ["chatty", "crashes", "refuses"]
+
+
+def test_list_and_info_do_not_import_keras(capsys):
+    from kclf.cli import main
+
+    assert main(["list"]) == 0
+    assert main(["info"]) == 0
+    assert "logistic-forward" in capsys.readouterr().out
+    assert "keras" not in sys.modules
+
+
+def test_info_lists_the_three_backends():
+    done = kclf("info")
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()}
+    assert {"kclf", "python", "keras", "jax", "tensorflow", "torch"} <= set(rows)
+    for name in ("jax", "tensorflow", "torch"):
+        assert rows[name][0].isdigit(), done.stdout
+
+
+# --- usage errors: one line on stderr, never a traceback ------------------------
+
+
+def test_unknown_experiment_exits_2_with_one_line():
+    done = kclf("run", "no-such-experiment", "--backend", "jax")
+    assert done.returncode == 2
+    line = assert_one_line_error(done)
+    assert "'no-such-experiment'" in line
+    assert "logistic-forward" in line and "softmax-forward" in line
+    assert done.stdout == ""
+
+
+def test_unknown_backend_exits_nonzero_with_one_line():
+    done = kclf("run", "logistic-forward", "--backend", "mxnet")
+    assert done.returncode != 0
+    line = assert_one_line_error(done)
+    assert "'mxnet'" in line and "jax, tensorflow, torch" in line
+
+
+def test_unknown_option_exits_2_with_one_line():
+    done = kclf("run", "logistic-forward", "--no-such-option")
+    assert done.returncode == 2
+    assert "--no-such-option" in assert_one_line_error(done)
+
+
+def test_missing_experiments_folder_is_one_line(tmp_path):
+    done = kclf("list", KCLF_EXPERIMENTS=str(tmp_path / "absent"))
+    assert done.returncode == 1
+    assert "KCLF_EXPERIMENTS" in assert_one_line_error(done)
+
+
+def test_no_command_prints_help_and_exits_2():
+    done = kclf()
+    assert done.returncode == 2
+    assert "usage: kclf" in done.stdout
+
+
+# --- what run writes (the runner, through the CLI, without keras) ---------------
+
+
+def test_json_mode_keeps_stdout_to_one_json_object(fake_experiments, tmp_path):
+    out = tmp_path / "out"
+    done = kclf(
+        "run", "chatty", "--backend", "jax", "--json", "--out", str(out),
+        KCLF_EXPERIMENTS=str(fake_experiments),
+    )
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["results"] == {"value": 1.5, "missing": None, "items": [1, 2]}
+    assert payload["status"] == "ok" and "error" not in payload
+    assert "through ctx" in done.stderr and "through print" in done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["results"] == payload["results"]
+    assert summary["experiment"] == "chatty" and summary["backend"] == "jax"
+
+
+def test_run_writes_into_results_name_backend_by_default(fake_experiments, tmp_path):
+    done = kclf(
+        "run", "chatty", "--backend", "pytorch", cwd=tmp_path,
+        KCLF_EXPERIMENTS=str(fake_experiments),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "# chatty — prints through ctx and print(), returns a NaN" in done.stdout
+    assert "through ctx" in done.stdout
+    summary = json.loads((tmp_path / "results" / "chatty" / "torch" / "summary.json").read_text())
+    assert summary["backend"] == "torch"
+    assert summary["status"] == "ok" and summary["error"] is None
+    assert set(summary["timing"]) == {"startup_s", "experiment_s"}
+
+
+def test_experiment_error_is_one_line_and_the_summary_is_still_written(fake_experiments, tmp_path):
+    out = tmp_path / "out"
+    done = kclf(
+        "run", "refuses", "--backend", "jax", "--out", str(out),
+        KCLF_EXPERIMENTS=str(fake_experiments),
+    )
+    assert done.returncode == 1
+    line = assert_one_line_error(done)
+    assert "data file not found" in line
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert summary["error"] == "data file not found; expected --data PATH"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="kclf.runner.execute catches only KeyboardInterrupt and KclfError: any other "
+    "exception in an experiment escapes as a traceback and no summary.json is written",
+)
+def test_experiment_crash_is_one_line_and_the_summary_is_still_written(fake_experiments, tmp_path):
+    out = tmp_path / "out"
+    done = kclf(
+        "run", "crashes", "--backend", "jax", "--out", str(out),
+        KCLF_EXPERIMENTS=str(fake_experiments),
+    )
+    assert done.returncode == 1
+    assert "expected (2, 1)" in assert_one_line_error(done)
+    assert json.loads((out / "summary.json").read_text())["status"] == "failed"
+
+
+# --- the forward experiments on each backend (these import keras) ---------------
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow", "torch"])
+def test_run_logistic_forward_json(backend, tmp_path):
+    done = kclf("run", "logistic-forward", "--backend", backend, "--json", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)  # the whole of stdout is one JSON object
+    assert JSON_KEYS <= set(payload)
+    assert payload["experiment"] == "logistic-forward"
+    assert payload["backend"] == backend
+    assert payload["status"] == "ok"
+    assert backend in payload["versions"] and "keras" in payload["versions"]
+    assert payload["trace"] == []
+    results = payload["results"]
+    np.testing.assert_allclose(results["z"], SLIDES_Z, rtol=1e-6)
+    np.testing.assert_allclose(results["y_hat"], SIGMOID_Z, rtol=1e-6)  # float32 precision
+    np.testing.assert_allclose(results["y_hat"], SLIDES_Y_HAT, rtol=1e-6, atol=5e-8)
+    expected = reference.sigmoid(reference.linear(SLIDES_X, [[1.0], [2.0]], [-10.0])).ravel()
+    np.testing.assert_allclose(results["y_hat"], expected, rtol=1e-6, atol=1e-7)
+    assert (tmp_path / "sigmoid.png").stat().st_size > 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["results"] == results
+    assert summary["figures"] == ["sigmoid.png"]
+
+
+def test_run_softmax_forward_prints_the_slides_table(tmp_path):
+    done = kclf("run", "softmax-forward", "--backend", "jax", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "# softmax-forward" in done.stdout
+    assert "# backend: jax" in done.stdout
+    assert "6.14e-06" in done.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    np.testing.assert_allclose(
+        summary["results"]["A"], [[0.982, 0.018], [0.018, 0.982], [6.14e-06, 1.0]], rtol=2e-3
+    )
+    assert (tmp_path / "softmax.png").stat().st_size > 0
