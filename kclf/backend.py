@@ -106,6 +106,6 @@ def active_backend() -> str:
 def versions(backend: str | None = None) -> dict[str, str]:
     """Python, Keras and backend versions; one backend's or all three."""
     out = {"python": platform.python_version(), "keras": package_version("keras") or "not installed"}
-    for name in (backend,) if backend else BACKENDS:
+    for name in (validate_name(backend),) if backend else BACKENDS:
         out[name] = package_version(name) or "not installed"
     return out

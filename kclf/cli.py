@@ -64,8 +64,7 @@ def _cmd_run(args) -> int:
         print(f"# backend: {backend} {v[backend]} (keras {v['keras']})")
     from kclf import runner
 
-    module = registry.load(info)
-    summary, code = runner.execute(module, backend, out, json_mode=args.json)
+    summary, code = runner.execute(lambda: registry.load(info), backend, out, json_mode=args.json)
     if args.json:
         payload = {k: summary[k] for k in ("experiment", "backend", "versions", "results", "trace")}
         payload["status"] = summary["status"]
@@ -115,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=_plugin(module_name), plugin_parser=p)
         try:
             importlib.import_module(module_name).add_arguments(p)
-        except ModuleNotFoundError:
-            pass
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
     return parser
 
 
@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kclf: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # never a traceback for the user; the type says what broke
+        print(f"kclf: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

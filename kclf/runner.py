@@ -199,10 +199,14 @@ def _stdout_to_stderr(enabled: bool):
 
 
 def execute(module, backend: str, out: Path, *, json_mode: bool = False) -> tuple[dict, int]:
-    """Run an experiment module, write its outputs, return (summary, exit code).
+    """Run an experiment (a module, or a callable returning one), write its outputs,
+    return (summary, exit code).
 
     Whatever was recorded before an interrupt, a divergence or a crash is still written.
     """
+    if callable(module):
+        with _stdout_to_stderr(json_mode):
+            module = module()
     run = Run(module.NAME, backend, out, json_mode=json_mode)
     started = time.perf_counter()
     status, error, code, results = "ok", None, 0, {}
@@ -213,6 +217,8 @@ def execute(module, backend: str, out: Path, *, json_mode: bool = False) -> tupl
             status, error, code = "interrupted", "interrupted by the user (Ctrl-C)", 130
         except KclfError as exc:
             status, error, code = "failed", str(exc), exc.exit_code
+        except Exception as exc:  # a crash still leaves a summary and one line, not a traceback
+            status, error, code = "failed", f"{type(exc).__name__}: {exc}", 1
         diverged = run.unexpected_divergence()
         if diverged and status == "ok":
             label, step = diverged
@@ -223,7 +229,7 @@ def execute(module, backend: str, out: Path, *, json_mode: bool = False) -> tupl
             "experiment_s": time.perf_counter() - started,
         }
         summary = write_outputs(run, results, status=status, error=error, timing=timing)
-    summary["trace"] = run.trace_rows() if json_mode else []
+    summary["trace"] = to_jsonable(run.trace_rows()) if json_mode else []
     return summary, code
 
 

@@ -206,11 +206,6 @@ def test_experiment_error_is_one_line_and_the_summary_is_still_written(fake_expe
     assert summary["error"] == "data file not found; expected --data PATH"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kclf.runner.execute catches only KeyboardInterrupt and KclfError: any other "
-    "exception in an experiment escapes as a traceback and no summary.json is written",
-)
 def test_experiment_crash_is_one_line_and_the_summary_is_still_written(fake_experiments, tmp_path):
     out = tmp_path / "out"
     done = kclf(
