@@ -116,7 +116,8 @@ class TrainingTrace(keras.callbacks.Callback):
         variables: record only these variables: Keras paths ("dense/kernel") or
             layer names ("dense"); a callable taking the variable also works.
         stop_on_divergence: stop training when the loss or a gradient is NaN/inf;
-            the trace keeps every step up to and including that one.
+            the trace keeps every step up to and including that one. With False,
+            training goes on, every step is kept and ``diverged_at`` names the first.
         verbose: print the divergence message on stderr.
     """
 
@@ -141,7 +142,7 @@ class TrainingTrace(keras.callbacks.Callback):
     # -- state ------------------------------------------------------------------
     def _reset(self) -> None:
         self.diverged_at: int | None = None
-        self.interrupted = False
+        self._interrupted = False
         self.variable_paths: list[str] = []
         self.variable_shapes: list[tuple] = []
         self._store = _Store([])
@@ -184,14 +185,14 @@ class TrainingTrace(keras.callbacks.Callback):
             )
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-        self._hooks = _install(model, self._select(model.trainable_variables))
+        self._hooks = _install(model, self._select(model.trainable_variables), self)
 
     def _finish(self, *, interrupted: bool = False) -> None:
         """Copy what the device still holds, then remove the hooks (idempotent)."""
         if self._hooks is None:
             return
         if self._running and interrupted:
-            self.interrupted = True
+            self._interrupted = True
         try:
             self._flush()
         finally:
@@ -221,6 +222,11 @@ class TrainingTrace(keras.callbacks.Callback):
         self._begin = batch
 
     def on_train_batch_end(self, batch, logs=None):
+        # Keras reports the last execution of an epoch as if it ran steps_per_execution
+        # steps; cap it at the epoch's batch count (the flush re-checks with the device).
+        last = (self.params or {}).get("steps")
+        if last:
+            batch = min(batch, last - 1)
         for b in range(self._begin, batch + 1):
             self._step += 1
             self._pending.append((self._step, self._epoch, b))
@@ -244,7 +250,16 @@ class TrainingTrace(keras.callbacks.Callback):
         values = hooks.reader.read()
         n_vars = len(hooks.variables)
         before, grad, after = values[:n_vars], values[n_vars : 2 * n_vars], values[2 * n_vars : 3 * n_vars]
-        lr, loss = values[3 * n_vars], values[3 * n_vars + 1]
+        lr, loss, count = values[3 * n_vars], values[3 * n_vars + 1], int(values[3 * n_vars + 2])
+        # The device's own step count is the truth: drop steps Keras reported but never ran.
+        executed = count - self._iteration0
+        if pending[-1][0] > executed:
+            pending = [p for p in pending if p[0] <= executed]
+            self._step = executed
+        if self.diverged_at is not None and self.stop_on_divergence:
+            pending = []  # steps run after the divergence, before training stopped
+        if not pending:
+            return
 
         steps = np.array([p[0] for p in pending])
         keep = (steps - 1) % self.every == 0
@@ -256,7 +271,8 @@ class TrainingTrace(keras.callbacks.Callback):
         first_bad = int(np.argmax(bad)) if bad.any() else None
         if first_bad is not None and self.diverged_at is None:
             keep[first_bad] = True  # the divergent step is always kept
-            keep[first_bad + 1 :] = False
+            if self.stop_on_divergence:
+                keep[first_bad + 1 :] = False
         if keep.any():
             s = slots[keep]
             self._store.append(
@@ -282,9 +298,21 @@ class TrainingTrace(keras.callbacks.Callback):
 
     # -- results ---------------------------------------------------------------------------
     def _settle(self) -> None:
-        """After an interrupted fit (no on_train_end), keep what the device still holds."""
-        if self._running:
+        """Copy what the device holds; after an interrupted fit (no on_train_end) also
+        remove the hooks. Read from another callback during fit, training goes on."""
+        if not self._running:
+            return
+        if _inside_fit(self.model):
+            self._flush()
+        else:
             self._finish(interrupted=True)
+
+    @property
+    def interrupted(self) -> bool:
+        """True when fit ended by an exception (Ctrl-C) before on_train_end."""
+        if self._running and not _inside_fit(self.model):
+            self._finish(interrupted=True)
+        return self._interrupted
 
     @property
     def steps_recorded(self) -> int:
@@ -364,11 +392,22 @@ class TrainingTrace(keras.callbacks.Callback):
         return {"steps": steps, "first_step_s": first, "steps_per_s": rate, "total_s": times[-1] - self._t0}
 
 
+def _inside_fit(model) -> bool:
+    """Whether this call comes from within ``model.fit`` (a callback reading the trace)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "fit" and frame.f_locals.get("self") is model:
+            return True
+        frame = frame.f_back
+    return False
+
+
 class _Hooks:
     """What TrainingTrace installed on one model: buffers, reader and the originals."""
 
-    def __init__(self, model, variables, ring, steps_per_call):
+    def __init__(self, model, variables, ring, steps_per_call, owner):
         self.model = model
+        self.owner = owner
         self.variables = variables
         self.ring = ring
         self.steps_per_call = steps_per_call
@@ -392,11 +431,11 @@ def _write(buffer, slot, value, ring: int) -> None:
         buffer.assign(ops.slice_update(buffer.value, start, ops.expand_dims(value, 0)))
 
 
-def _install(model, variables) -> _Hooks:
+def _install(model, variables, owner) -> _Hooks:
     optimizer = model.optimizer
     steps_per_call = int(getattr(model, "steps_per_execution", 1) or 1)
     ring = _ring_size(variables, steps_per_call)
-    hooks = _Hooks(model, variables, ring, steps_per_call)
+    hooks = _Hooks(model, variables, ring, steps_per_call, owner)
 
     def add(shape, name, dtype="float32"):
         v = optimizer.add_variable(shape=(ring,) + tuple(shape), dtype=dtype, name=name)
@@ -408,17 +447,30 @@ def _install(model, variables) -> _Hooks:
     after = [add(v.shape, f"kclf_after_{i}") for i, v in enumerate(variables)]
     lr = add((), "kclf_learning_rate")
     hooks.loss = _LossRecorder(ring)
-    hooks.reader = StateReader(model, before + grads + after + [lr, hooks.loss.losses])
+    hooks.reader = StateReader(model, before + grads + after + [lr, hooks.loss.losses, hooks.loss.count])
     watched = {id(v): i for i, v in enumerate(variables)}
 
+    original_decay = optimizer._apply_weight_decay
     original_update = optimizer._backend_update_step
 
-    def update_step(grads_in, trainable_variables, learning_rate):
-        slot = ops.mod(optimizer.iterations, ring) if ring > 1 else None
-        for g, v in zip(grads_in, trainable_variables):
+    def slot_now():
+        return ops.mod(optimizer.iterations, ring) if ring > 1 else None
+
+    # Keras applies weight decay to the variables before the update step proper,
+    # so the starting weights are recorded here, before decay touches them.
+    def apply_weight_decay(trainable_variables):
+        slot = slot_now()
+        for v in trainable_variables:
             i = watched.get(id(v))
             if i is not None:
                 _write(before[i], slot, v.value, ring)
+        original_decay(trainable_variables)
+
+    def update_step(grads_in, trainable_variables, learning_rate):
+        slot = slot_now()
+        for g, v in zip(grads_in, trainable_variables):
+            i = watched.get(id(v))
+            if i is not None:
                 _write(grads[i], slot, g, ring)
         _write(lr, slot, learning_rate, ring)
         original_update(grads_in, trainable_variables, learning_rate)
@@ -435,8 +487,20 @@ def _install(model, variables) -> _Hooks:
             hooks.loss.update_state(loss)
         return loss
 
+    object.__setattr__(optimizer, "_apply_weight_decay", apply_weight_decay)
     object.__setattr__(optimizer, "_backend_update_step", update_step)
     object.__setattr__(model, "_compute_loss", compute_loss)
+
+    # A fit that raised (Ctrl-C) never reaches on_train_end: the next fit call settles
+    # the trace and removes the hooks first, so an untraced fit trains without them.
+    def fit(*args, **kwargs):
+        if owner._running:
+            owner._finish(interrupted=True)
+        else:
+            _uninstall(model)
+        return model.fit(*args, **kwargs)
+
+    object.__setattr__(model, "fit", fit)
     model._metrics.append(hooks.loss)
     object.__setattr__(model, "_kclf_trace_hooks", hooks)
     # The next fit traces a new train function that contains the hooks.
@@ -452,6 +516,8 @@ def _uninstall(model) -> None:
     for v in hooks.buffers:
         optimizer._untrack_variable(v)
     optimizer.__dict__.pop("_backend_update_step", None)
+    optimizer.__dict__.pop("_apply_weight_decay", None)
+    model.__dict__.pop("fit", None)
     model.__dict__.pop("_compute_loss", None)
     if hooks.loss in model._metrics:
         model._metrics.remove(hooks.loss)

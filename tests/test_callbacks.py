@@ -488,13 +488,9 @@ def test_fit_without_the_trace_after_a_traced_fit_leaves_no_hooks():
     assert kclf_leftovers(model, n_variables) == []
 
 
-# --- known kclf bugs (xfail until fixed) ---------------------------------------------------------
+# --- interrupted fits, reads during fit, weight decay ------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kclf bug: after an exception in fit, interrupted is set only when the trace is next read "
-    "(TrainingTrace._settle); reading the attribute itself first still gives False"
-))
 def test_interrupted_is_true_as_soon_as_fit_raises():
     from kclf.callbacks import TrainingTrace
 
@@ -506,10 +502,6 @@ def test_interrupted_is_true_as_soon_as_fit_raises():
     assert trace.interrupted is True
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kclf bug: after an interrupted fit the hooks stay installed until the trace is read, so a "
-    "later fit without the trace still writes 7 kclf optimizer variables and the loss recorder"
-))
 def test_fit_without_the_trace_after_an_interrupted_fit_leaves_no_hooks():
     case = CASES["linear-mse"]
     model = build(case, sgd())
@@ -523,11 +515,6 @@ def test_fit_without_the_trace_after_an_interrupted_fit_leaves_no_hooks():
     assert kclf_leftovers(model, n_variables) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kclf bug: reading the trace while fit runs (here from another callback's on_epoch_end) "
-    "takes the fit for interrupted, removes the hooks and sets model.train_function = None: "
-    "the next batch fails with TypeError: 'NoneType' object is not callable"
-))
 def test_reading_the_trace_during_fit_leaves_training_running():
     import keras
 
@@ -547,11 +534,6 @@ def test_reading_the_trace_during_fit_leaves_training_running():
     assert trace.steps_recorded == 6 and trace.interrupted is False
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kclf bug: weight_before is written in _backend_update_step, after the optimizer applied "
-    "weight decay, so it is not the weight the step started from (nor the one its gradient "
-    "was taken at)"
-))
 def test_weight_before_is_the_steps_starting_weight_with_weight_decay():
     case = CASES["linear-mse"]
     model = build(case, sgd(weight_decay=0.1))
@@ -566,16 +548,11 @@ def test_weight_before_is_the_steps_starting_weight_with_weight_decay():
 # --- several steps per call --------------------------------------------------------------------------
 
 
-SPE_PARTIAL_LAST_CALL = (
-    "kclf bug: Keras reports the last, shorter execution of an epoch as a full one "
-    "(on_train_batch_end(11) after 2 steps), and TrainingTrace counts steps from those batch "
-    "numbers: it invents steps 11-12 and shifts every later step to the wrong ring slot"
-)
-
-
 @pytest.mark.parametrize(
     "n_batches",
-    [8, pytest.param(10, marks=pytest.mark.xfail(strict=True, reason=SPE_PARTIAL_LAST_CALL))],
+    # Keras reports the last, shorter execution of an epoch as a full one
+    # (on_train_batch_end(11) after 2 steps): the trace must not invent steps.
+    [8, 10],
     ids=["multiple-of-4", "not-a-multiple"],
 )
 def test_steps_per_execution_records_every_step_with_the_same_values(n_batches, backend_name):
