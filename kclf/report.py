@@ -1,0 +1,418 @@
+"""The comparison report: comparison.md, comparison.json, report.html and the figures.
+
+Built from kclf.compare's data as a list of blocks (headings, paragraphs, tables,
+figures), rendered once as Markdown and once as one self-contained HTML page (images
+inlined as base64, readable offline). Everything is rendered in memory first and then
+written with kclf.runner.atomic_write while Ctrl-C waits, so an interrupted compare
+leaves the previous report or a whole new one, never a torn file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import re
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from kclf.backend import BACKENDS
+from kclf.runner import atomic_write
+
+TIMING_NOTE = (
+    "start-up: the run's process time outside the experiment (interpreter, imports, writing "
+    "outputs); first step: tracing/compilation included, summed over the experiment's training "
+    "runs; steady: steps per second after each run's first step; total: the process's wall time."
+)
+MAX_RUNS_PLOTTED = 6
+MAX_WEIGHT_SERIES = 8
+
+
+@dataclass
+class Figure:
+    path: str  # relative to the report folder
+    caption: str
+    png: bytes
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[str]]
+
+
+# -- numbers as text --------------------------------------------------------------------
+def _num(value) -> str:
+    if value is None:
+        return "—"
+    if value == 0:
+        return "0"
+    return f"{value:.3g}"
+
+
+def _secs(value) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _first_step(q: dict) -> str:
+    if q.get("first_step") is None:
+        return "—"
+    return f"{q['first_run']!r} step {q['first_step']}"
+
+
+# -- figures --------------------------------------------------------------------------------
+def _color(backend: str) -> str:
+    return f"C{BACKENDS.index(backend)}" if backend in BACKENDS else "C3"
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.set_layout_engine("constrained")  # keeps the suptitle off the panel titles
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _run_labels(frames: dict) -> list[str]:
+    labels: dict[str, None] = {}
+    for frame in frames.values():
+        labels.update(dict.fromkeys(frame["run"]))
+    return list(labels)[:MAX_RUNS_PLOTTED]
+
+
+def loss_figure(name: str, frames: dict) -> bytes:
+    """Loss per step, one line per backend, one panel per training run."""
+    from kclf import plots
+
+    labels = _run_labels(frames)
+    fig, axes = plots.subplots(1, len(labels), f"{name}: loss per step",
+                               size=(max(4.5 * len(labels), 6), 3.4))
+    for ax, label in zip(axes[0], labels):
+        values = []
+        for i, (backend, frame) in enumerate(frames.items()):
+            rows = frame[frame["run"] == label].drop_duplicates("step")
+            ax.plot(rows["step"], rows["loss"], color=_color(backend), label=backend,
+                    linestyle=("-", "--", ":")[i % 3], marker="." if len(rows) < 60 else None)
+            values += [v for v in rows["loss"] if math.isfinite(v)]
+        if values and min(values) > 0 and max(values) > 100 * min(values):
+            ax.set_yscale("log")  # a diverging run or a steep first step would flatten the rest
+        ax.set(title=label, xlabel="step", ylabel="loss")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def weights_figure(name: str, frames: dict) -> bytes:
+    """weight_after per step, one panel per backend, one line per (run, variable, index)."""
+    from kclf import plots
+
+    fig, axes = plots.subplots(1, len(frames), f"{name}: weights per step",
+                               size=(4.5 * len(frames), 3.4))
+    for ax, (backend, frame) in zip(axes[0], frames.items()):
+        several = frame["run"].nunique() > 1
+        keys = frame[["run", "variable", "index"]].drop_duplicates().head(MAX_WEIGHT_SERIES)
+        for run, variable, index in keys.itertuples(index=False):
+            rows = frame[(frame["run"] == run) & (frame["variable"] == variable) & (frame["index"] == index)]
+            label = f"{run}: " * several + f"{variable}[{index}]"
+            ax.plot(rows["step"], rows["weight_after"], label=label)
+        ax.set(title=backend, xlabel="step", ylabel="weight after the step")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small")
+    return _png(fig)
+
+
+def difference_figure(name: str, experiment: dict) -> bytes | None:
+    """Max |difference| against the reference per step, log scale, one panel per run."""
+    from kclf import plots
+
+    pairs = {b: p for b, p in experiment["pairs"].items() if p.get("traces") and p["traces"].get("per_step")}
+    if not pairs:
+        return None
+    labels: dict[str, None] = {}
+    for pair in pairs.values():
+        labels.update(dict.fromkeys(pair["traces"]["per_step"]))
+    labels = list(labels)[:MAX_RUNS_PLOTTED]
+    fig, axes = plots.subplots(1, len(labels), f"{name}: max |difference| vs {experiment['reference']} "
+                               "per step (exact zeros leave gaps)", size=(max(4.5 * len(labels), 7), 3.6))
+    atols = sorted({q["atol"] for pair in pairs.values() for q in pair["traces"]["quantities"].values()})
+    for ax, label in zip(axes[0], labels):
+        steps, nonzero = [], False
+        for backend, pair in pairs.items():
+            series = pair["traces"]["per_step"].get(label)
+            if not series:
+                continue
+            steps += series["step"]
+            nonzero = nonzero or any(v for q in ("weights", "gradients", "loss") for v in series[q])
+            for quantity, marker in (("weights", "o"), ("gradients", "^"), ("loss", "s")):
+                # NaN (a gap) for 0 and for missing values: a log axis cannot show 0.
+                ys = [v if v else math.nan for v in series[quantity]]
+                ax.plot(series["step"], ys, color=_color(backend), marker=marker, markersize=2.5,
+                        linewidth=0.6, alpha=0.8, label=f"{backend} {quantity}")
+        for atol in atols:
+            ax.axhline(atol, color="grey", linewidth=0.8, linestyle="-.", label=f"atol {atol:g}")
+        if not nonzero:
+            ax.text(0.5, 0.5, "identical to the reference\nat every step", transform=ax.transAxes,
+                    ha="center", va="center")
+        if steps and min(steps) < max(steps):
+            ax.set_xlim(min(steps), max(steps))
+        ax.set_yscale("log")
+        ax.set(title=label, xlabel="step", ylabel="max |difference|")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].legend(fontsize="x-small")
+    return _png(fig)
+
+
+def make_figures(name: str, experiment: dict, frames: dict) -> list[Figure]:
+    if not frames:
+        return []
+    stem = "figures/" + re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    figures = [
+        Figure(f"{stem}-loss.png", "loss per step, one line per backend", loss_figure(name, frames)),
+        Figure(f"{stem}-weights.png", "weight trajectories per backend", weights_figure(name, frames)),
+    ]
+    diff = difference_figure(name, experiment)
+    if diff is not None:
+        figures.append(Figure(f"{stem}-difference.png",
+                              f"max |difference| against {experiment['reference']} per step (log scale)", diff))
+    return figures
+
+
+# -- blocks -----------------------------------------------------------------------------------
+def _status_line(data: dict) -> tuple[str, str]:
+    total, ok = data["runs_total"], data["runs_ok"]
+    if data["complete"]:
+        return "p", f"Complete: all {total} runs finished."
+    why = "compare was interrupted; " if data["interrupted"] else ""
+    return "banner", f"INCOMPLETE: {why}{ok} of {total} runs finished ok; the others are marked below."
+
+
+def _overview(data: dict) -> Table:
+    backends, skipped = data["backends"], data["skipped_backends"]
+    rows = []
+    for exp in data["experiments"].values():
+        cells = []
+        for b in backends:
+            run = exp["runs"][b]
+            wall = run["timing"]["total_s"]
+            cells.append(run["status"] + (f" ({wall:.1f} s)" if wall is not None else ""))
+        rows.append([exp["name"], exp["verdict"], exp["where"] or "—", *cells, *skipped.values()])
+    return Table(["experiment", "verdict", "where", *backends, *skipped], rows)
+
+
+def _differences(exp: dict) -> Table | None:
+    rows = []
+    for backend, pair in exp["pairs"].items():
+        traces = pair["traces"]
+        judged = "" if pair["traces_judged"] else " (informational)"
+        if traces is not None:
+            for quantity, q in traces["quantities"].items():
+                ok = q["first_step"] is None
+                rows.append([backend, quantity + judged, _num(q["max_abs"]), _num(q["max_rel"]),
+                             f"{q['rtol']:g}, {q['atol']:g}", _first_step(q), "yes" if ok else "NO"])
+            if traces.get("missing_rows"):
+                rows.append([backend, "trace rows" + judged, "—", "—", "—",
+                             f"{traces['missing_rows']} rows on one side only", "NO"])
+            if not traces["quantities"]:
+                rows.append([backend, "trace" + judged, "—", "—", "—", traces["first"]["what"], "NO"])
+        res = pair["results"]
+        worst = f"largest: {res['worst']}" if res["max_abs"] else "—"
+        rows.append([backend, f"results ({res['judged']} of {res['leaves']} judged)", _num(res["max_abs"]),
+                     _num(res["max_rel"]), "by name", worst, "yes" if res["ok"] else "NO"])
+    if not rows:
+        return None
+    return Table(["backend", "what", "max abs diff", "max rel diff", "rtol, atol",
+                  "first step beyond tolerance", "within tolerance"], rows)
+
+
+def _failing_leaves(exp: dict) -> Table | None:
+    rows = []
+    for backend, pair in exp["pairs"].items():
+        for leaf in pair["results"]["failing"][:10]:
+            rows.append([backend, leaf["path"], repr(leaf["a"]), repr(leaf["b"]),
+                         leaf.get("note") or _num(leaf["abs"]), _num(leaf["rel"])])
+    return Table(["backend", "result", "reference", "this backend", "abs diff", "rel diff"], rows) if rows else None
+
+
+def _timing(exp: dict, data: dict) -> Table:
+    rows = []
+    for backend, run in exp["runs"].items():
+        t = run["timing"]
+        version = (run.get("versions") or {}).get(backend) or data["versions"].get(backend, "")
+        rows.append([backend, run["status"], _secs(t["startup_s"]), _secs(t["first_step_s"]),
+                     _num(t["steady_steps_per_s"]), _secs(t["total_s"]), version])
+    for backend, why in data["skipped_backends"].items():
+        rows.append([backend, why, "—", "—", "—", "—", ""])
+    return Table(["backend", "status", "start-up s", "first step s", "steady steps/s", "total s",
+                  "version"], rows)
+
+
+def build_blocks(data: dict, figures: dict[str, list[Figure]]) -> list[tuple[str, object]]:
+    ref = data["reference"]
+    blocks: list[tuple[str, object]] = [("h1", "Backend comparison"), _status_line(data)]
+    versions = data["versions"]
+    names = ", ".join(f"{b} {versions.get(b, '')}" + (" (reference)" if b == ref else "")
+                      for b in data["backends"])
+    blocks.append(("p", f"Backends: {names}; keras {versions.get('keras')}, python "
+                        f"{versions.get('python')}. Created {data['created']} by kclf {data['kclf']}."))
+    for backend, why in data["skipped_backends"].items():
+        blocks.append(("p", f"{backend}: {why}."))
+    verdicts = [e["verdict"] for e in data["experiments"].values()]
+    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
+    blocks.append(("p", f"Verdict: {counts or 'nothing compared'}."))
+    blocks += [("h2", "Overview"), ("table", _overview(data))]
+    for name, exp in data["experiments"].items():
+        blocks.append(("h2", name))
+        if exp.get("script"):
+            blocks.append(("p", f"Script: {exp['script']}"))
+        blocks.append(("p", f"Verdict: {exp['verdict']}" + (f" ({exp['where']})" if exp["where"] else "")))
+        tol = exp["tolerance"]
+        blocks.append(("p", f"Tolerance: rtol {tol['rtol']:g}, atol {tol['atol']:g}; {tol['why']}. "
+                            f"Reference: {exp['reference'] or 'none (no run finished)'}."))
+        table = _differences(exp)
+        if table:
+            blocks += [("h3", f"Differences against {exp['reference']}"), ("table", table)]
+            for backend, pair in exp["pairs"].items():
+                for note in (pair["traces"] or {}).get("notes", []):
+                    blocks.append(("p", f"{backend}: {note}"))
+        leaves = _failing_leaves(exp)
+        if leaves:
+            blocks += [("h3", "Results beyond tolerance"), ("table", leaves)]
+        blocks += [("h3", "Time per backend"), ("table", _timing(exp, data)), ("p", TIMING_NOTE)]
+        failed = {b: r for b, r in exp["runs"].items() if r["status"] != "ok"}
+        if failed:
+            blocks.append(("h3", "Failures"))
+            for backend, run in failed.items():
+                blocks.append(("p", f"{backend}: {run['status']}" + (f": {run['error']}" if run["error"] else "")))
+                if run["stderr_tail"]:
+                    blocks.append(("pre", "\n".join(run["stderr_tail"])))
+        if figures.get(name):
+            blocks.append(("h3", "Figures"))
+            blocks += [("figure", fig) for fig in figures[name]]
+    return blocks
+
+
+# -- rendering --------------------------------------------------------------------------------
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(blocks) -> str:
+    lines: list[str] = []
+    for kind, payload in blocks:
+        if kind in ("h1", "h2", "h3"):
+            lines += ["#" * int(kind[1]) + " " + payload, ""]
+        elif kind == "p":
+            lines += [payload, ""]
+        elif kind == "banner":
+            lines += [f"> **{payload}**", ""]
+        elif kind == "pre":
+            lines += ["```", payload, "```", ""]
+        elif kind == "table":
+            lines.append("| " + " | ".join(map(_md_cell, payload.columns)) + " |")
+            lines.append("|" + "---|" * len(payload.columns))
+            lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in payload.rows]
+            lines.append("")
+        elif kind == "figure":
+            lines += [f"![{payload.caption}]({payload.path})", ""]
+    return "\n".join(lines)
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
+.banner { background: #b00020; color: white; padding: 0.8em 1em; font-size: 1.3em; font-weight: bold; }
+.agree { color: #1b7e1b; font-weight: bold; } .differ, .failed, .incomplete, .NO { color: #b00020; font-weight: bold; }
+figure { margin: 1em 0; } figure img { max-width: 100%; } figcaption { color: #555; font-size: 0.9em; }
+"""
+
+_MARKED = {"agree", "differ", "failed", "incomplete", "NO"}
+
+
+def _html_cell(text: str) -> str:
+    css = f' class="{text}"' if text in _MARKED else ""
+    return f"<td{css}>{html.escape(str(text))}</td>"
+
+
+def render_html(blocks, incomplete: bool) -> str:
+    title = "Backend comparison" + (" (INCOMPLETE)" if incomplete else "")
+    parts = [f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title>"
+             f"<style>{_CSS}</style></head><body>"]
+    for kind, payload in blocks:
+        if kind in ("h1", "h2", "h3"):
+            anchor = re.sub(r"[^a-z0-9-]", "-", payload.lower()) if kind == "h2" else ""
+            attr = f" id='{anchor}'" if anchor else ""
+            parts.append(f"<{kind}{attr}>{html.escape(payload)}</{kind}>")
+        elif kind == "p":
+            parts.append(f"<p>{html.escape(payload)}</p>")
+        elif kind == "banner":
+            parts.append(f"<div class='banner'>{html.escape(payload)}</div>")
+        elif kind == "pre":
+            parts.append(f"<pre>{html.escape(payload)}</pre>")
+        elif kind == "table":
+            head = "".join(f"<th>{html.escape(c)}</th>" for c in payload.columns)
+            body = "".join("<tr>" + "".join(map(_html_cell, row)) + "</tr>" for row in payload.rows)
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif kind == "figure":
+            data = base64.b64encode(payload.png).decode()
+            parts.append(f"<figure><img alt='{html.escape(payload.caption)}' src='data:image/png;base64,{data}'>"
+                         f"<figcaption>{html.escape(payload.caption)}</figcaption></figure>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _strict(value):
+    """JSON has no NaN or inf: comparison.json writes them as the strings "nan", "inf", "-inf"."""
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if hasattr(value, "item"):  # NumPy scalars
+        return _strict(value.item())
+    return value
+
+
+@contextmanager
+def _ctrl_c_waits():
+    """Hold Ctrl-C while the files are renamed into place, then raise it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+def write(out: Path, data: dict, frames: dict) -> Path:
+    """Write figures, comparison.json, comparison.md and report.html into ``out``; return the page."""
+    out = Path(out)
+    figures = {name: make_figures(name, exp, frames.get(name) or {})
+               for name, exp in data["experiments"].items()}
+    blocks = build_blocks(data, figures)
+    markdown = render_markdown(blocks)
+    page = render_html(blocks, incomplete=not data["complete"])
+    payload = json.dumps(_strict(data), indent=1, allow_nan=False)
+    with _ctrl_c_waits():
+        for figs in figures.values():
+            for fig in figs:
+                atomic_write(out / fig.path, fig.png)
+        atomic_write(out / "comparison.json", payload)
+        atomic_write(out / "comparison.md", markdown)
+        atomic_write(out / "report.html", page)
+    return out / "report.html"

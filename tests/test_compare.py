@@ -1,0 +1,284 @@
+"""kclf compare: the diff logic on synthetic traces, the run orchestration on a fake script,
+and one real compare of small experiments across the three backends.
+
+The fake script is plain Python (no keras): it writes summary.json and trace.csv into
+$KCLF_OUT the documented way, and FAKE_PLAN makes one backend differ, crash or hang.
+"""
+
+import json
+import math
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kclf import cli, compare
+from kclf.compare import (
+    DETERMINISTIC,
+    LONG_TRAINING,
+    Tolerance,
+    compare_results,
+    compare_traces,
+    diffs,
+)
+
+FAKE_SCRIPT = """
+    import csv, json, os, sys, time
+
+    backend, out = os.environ["KERAS_BACKEND"], os.environ["KCLF_OUT"]
+    plan = json.loads(os.environ.get("FAKE_PLAN", "{}")).get(backend, "")
+    if plan == "crash":
+        print("loading the data", file=sys.stderr)
+        sys.exit("ValueError: weights kernel has shape (3, 1); expected (2, 1)")
+    if plan == "hang":
+        time.sleep(60)
+    noise = {"jax": 0.0, "tensorflow": 1e-8, "torch": -1e-8}[backend]  # float32-level
+    w, rows, losses = [0.5, -0.25], [], []
+    for step in range(1, 11):
+        g = [0.1 * step + noise, -0.05 * step]
+        if plan.startswith("differ@") and step >= int(plan[7:]):
+            g[0] += 1e-3
+        loss = 1.0 / step
+        for i, name in enumerate(["dense/kernel", "dense/bias"]):
+            before = w[i]
+            w[i] = before - 0.1 * g[i]
+            rows.append(["main", step, 0, step - 1, name, 0, before, g[i], w[i], loss, 0.1])
+        losses.append(loss)
+    with open(os.path.join(out, "trace.csv"), "w", newline="") as fh:
+        csv.writer(fh).writerows([["run", "step", "epoch", "batch", "variable", "index", "weight_before",
+                                   "gradient", "weight_after", "loss", "learning_rate"], *rows])
+    timing = {"first_step_s": 0.5, "steps_per_s": 100.0, "total_s": 0.59, "steps": 10}
+    summary = {"experiment": "fake", "backend": backend, "versions": {}, "status": "ok", "error": None,
+               "results": {"final_w": w, "losses": losses, "label": "setosa", "missing": None},
+               "figures": [], "timing": {"startup_s": None, "experiment_s": 0.6},
+               "traces": {"main": {"steps": 10, "diverged_at": None, "interrupted": False, "timing": timing}}}
+    with open(os.path.join(out, "summary.json"), "w") as fh:
+        json.dump(summary, fh)
+"""
+
+
+# -- numbers and results ------------------------------------------------------------------
+def test_diffs_nan_agrees_with_nan_and_differs_from_a_number():
+    d, rel, bad = diffs([math.nan, math.inf, math.nan, 1.0, 0.0], [math.nan, math.inf, 1.0, 1.0 + 1e-7, 0.0],
+                        rtol=1e-5, atol=1e-6)
+    assert list(bad) == [False, False, True, False, False]
+    assert d[0] == 0 and d[1] == 0 and np.isinf(d[2])
+    assert rel[3] == pytest.approx(1e-7, rel=1e-3)
+
+
+def test_diffs_inf_against_a_finite_number_is_beyond_any_tolerance():
+    _, rel, bad = diffs([math.inf, -math.inf], [1e30, math.inf], rtol=1.0, atol=1.0)
+    assert list(bad) == [True, True] and np.isinf(rel).all()
+
+
+def test_compare_results_checks_every_leaf_with_none_as_nan_and_strings_equal():
+    ref = {"y_hat": [0.5, 0.25], "nested": {"loss": None, "class": "setosa"}}
+    same = {"y_hat": [0.5 + 1e-7, 0.25], "nested": {"loss": None, "class": "setosa"}}
+    assert compare_results(ref, same, DETERMINISTIC)["ok"]
+
+    other = {"y_hat": [0.5, 0.26], "nested": {"loss": 1.0, "class": "virginica"}, "extra": 1}
+    found = compare_results(ref, other, DETERMINISTIC)
+    failing = {leaf["path"] for leaf in found["failing"]}
+    assert failing == {"y_hat/1", "nested/loss", "nested/class", "extra"}
+    assert math.isinf(found["max_abs"])  # NaN against 1.0
+    assert {leaf["path"]: leaf["abs"] for leaf in found["failing"]}["y_hat/1"] == pytest.approx(0.01)
+
+
+def test_long_trainings_are_judged_on_final_metrics_only():
+    ref = {"test_accuracy": 0.90, "final_loss": 0.300, "weights": [1.0, 2.0], "confusion": [[5, 0]]}
+    drifted = {"test_accuracy": 0.91, "final_loss": 0.310, "weights": [1.3, 1.7], "confusion": [[4, 1]]}
+    found = compare_results(ref, drifted, LONG_TRAINING)
+    assert found["ok"], found["failing"]
+    assert found["judged"] == 2
+    worse = dict(drifted, test_accuracy=0.85)
+    assert [leaf["path"] for leaf in compare_results(ref, worse, LONG_TRAINING)["failing"]] == ["test_accuracy"]
+    assert compare.TOLERANCES["iris"].step_by_step is False
+
+
+def test_cli_tolerances_override_the_table():
+    tol = compare.tolerance_for("iris", rtol=0.0, atol=1e-3)
+    assert tol.for_path("final_loss") == (0.0, 1e-3, True)
+    assert compare.tolerance_for("sgd").for_quantity("weights") == (1e-5, 1e-6)
+
+
+# -- traces -----------------------------------------------------------------------------------
+def trace(steps=5, *, bump_from=None, bump=1e-3, nan_from=None, variables=("dense/kernel", "dense/bias")):
+    """A synthetic trace: two variables, w -= 0.1 g, optional bump or NaN from a step on."""
+    rows, w = [], [0.5, -0.25]
+    for step in range(1, steps + 1):
+        g = [0.1 * step, -0.05 * step]
+        if bump_from is not None and step >= bump_from:
+            g[0] += bump
+        loss = 1.0 / step
+        if nan_from is not None and step >= nan_from:
+            g[0], loss = math.nan, math.inf
+        for i, name in enumerate(variables):
+            before = w[i]
+            w[i] = before - 0.1 * g[i]
+            rows.append({"run": "main", "step": step, "epoch": 0, "batch": step - 1, "variable": name,
+                         "index": "0", "weight_before": before, "gradient": g[i], "weight_after": w[i],
+                         "loss": loss, "learning_rate": 0.1})
+    return pd.DataFrame(rows)
+
+
+def test_traces_that_agree_to_float32_precision_agree():
+    noisy = trace()
+    noisy["gradient"] += 1e-8
+    found = compare_traces(trace(), noisy, DETERMINISTIC)
+    assert found["ok"] and found["first"] is None
+    assert found["quantities"]["gradients"]["max_abs"] == pytest.approx(1e-8)
+
+
+def test_traces_that_part_from_step_k_report_step_k_and_the_quantity():
+    found = compare_traces(trace(8), trace(8, bump_from=4), DETERMINISTIC)
+    assert not found["ok"]
+    assert (found["first"]["step"], found["first"]["variable"]) == (4, "dense/kernel")
+    assert found["quantities"]["gradients"]["first_step"] == 4
+    assert found["quantities"]["loss"]["first_step"] is None
+    steps = found["per_step"]["main"]
+    assert steps["gradients"][:3] == [0, 0, 0] and steps["gradients"][3] == pytest.approx(1e-3)
+
+
+def test_nan_at_the_same_place_agrees_and_on_one_side_only_differs():
+    assert compare_traces(trace(nan_from=3), trace(nan_from=3), DETERMINISTIC)["ok"]
+    found = compare_traces(trace(nan_from=3), trace(nan_from=4), DETERMINISTIC)
+    assert found["first"]["step"] == 3
+
+
+def test_a_shorter_trace_differs_at_its_first_missing_step():
+    found = compare_traces(trace(6), trace(4), DETERMINISTIC)
+    assert found["missing_rows"] == 4
+    assert found["first"]["step"] == 5 and "missing" in found["first"]["what"]
+
+
+def test_variables_named_differently_are_matched_by_position():
+    found = compare_traces(trace(), trace(variables=("dense_1/kernel", "dense_1/bias")), DETERMINISTIC)
+    assert found["ok"] and found["notes"]
+
+
+# -- orchestration on a fake script ---------------------------------------------------------------
+@pytest.fixture
+def fake_script(tmp_path, monkeypatch):
+    path = tmp_path / "my_script.py"
+    path.write_text(textwrap.dedent(FAKE_SCRIPT))
+    monkeypatch.setattr("kclf.backend.is_installed", lambda name: True)
+    monkeypatch.delenv("FAKE_PLAN", raising=False)
+    return path
+
+
+def run_compare(script, out, *extra, plan=None, monkeypatch=None):
+    if plan is not None:
+        monkeypatch.setenv("FAKE_PLAN", json.dumps(plan))
+    code = cli.main(["compare", str(script), "--out", str(out), *extra])
+    data = json.loads((out / "comparison.json").read_text())
+    return code, data, data["experiments"]["my_script"]
+
+
+def test_compare_agrees_and_writes_the_report(fake_script, tmp_path, capsys):
+    out = tmp_path / "report"
+    code, data, exp = run_compare(fake_script, out, "--jobs", "2")
+    assert code == 0 and data["complete"] and exp["verdict"] == "agree"
+    assert exp["runs"]["torch"]["timing"]["first_step_s"] == 0.5
+    assert exp["runs"]["jax"]["timing"]["steady_steps_per_s"] == pytest.approx(9 / 0.09)
+    assert {p.name for p in (out / "figures").iterdir()} == {
+        "my_script-loss.png", "my_script-weights.png", "my_script-difference.png"}
+    assert "INCOMPLETE" not in (out / "comparison.md").read_text()
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert "[3/3 " in capsys.readouterr().err
+
+
+def test_compare_reports_where_a_backend_parts(fake_script, tmp_path, monkeypatch):
+    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"torch": "differ@5"}, monkeypatch=monkeypatch)
+    assert code == 1 and data["complete"] and exp["verdict"] == "differ"
+    assert exp["pairs"]["tensorflow"]["verdict"] == "agree"
+    assert exp["pairs"]["torch"]["traces"]["first"]["step"] == 5
+    assert "torch vs jax: trace 'main' step 5" in exp["where"]
+
+
+def test_a_missing_backend_is_skipped_unless_named(fake_script, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("kclf.backend.is_installed", lambda name: name != "torch")
+    code, data, exp = run_compare(fake_script, tmp_path / "r")
+    assert code == 0 and data["backends"] == ["jax", "tensorflow"]
+    assert data["skipped_backends"]["torch"] == "not installed (pip install 'kclf[torch]')"
+    overview = (tmp_path / "r" / "comparison.md").read_text().split("## Overview")[1]
+    assert "| jax | tensorflow | torch |" in overview
+    assert "| not installed (pip install 'kclf[torch]') |" in overview
+
+    code = cli.main(["compare", str(fake_script), "--backends", "jax,torch", "--out", str(tmp_path / "s")])
+    assert code == 1 and "'torch' is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_crashed_run_is_failed_with_its_stderr_and_the_others_reported(fake_script, tmp_path, monkeypatch):
+    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"tensorflow": "crash"}, monkeypatch=monkeypatch)
+    assert code == 1 and not data["complete"] and exp["verdict"] == "failed"
+    run = exp["runs"]["tensorflow"]
+    assert run["status"] == "failed" and run["returncode"] == 1
+    assert run["stderr_tail"][-1].startswith("ValueError: weights kernel")
+    assert exp["pairs"]["torch"]["verdict"] == "agree"  # the others are still compared
+    text = (tmp_path / "r" / "comparison.md").read_text()
+    assert "INCOMPLETE" in text and "loading the data" in text
+    assert "class='banner'>INCOMPLETE" in (tmp_path / "r" / "report.html").read_text()
+
+
+def test_a_run_past_the_timeout_is_stopped_and_failed(fake_script, tmp_path, monkeypatch):
+    code, data, exp = run_compare(fake_script, tmp_path / "r", "--timeout", "0.5", "--jobs", "3",
+                                  plan={"torch": "hang"}, monkeypatch=monkeypatch)
+    assert code == 1 and exp["verdict"] == "failed"
+    assert exp["runs"]["torch"]["status"] == "timeout"
+    assert exp["runs"]["torch"]["timing"]["total_s"] < 10
+    assert exp["pairs"]["tensorflow"]["verdict"] == "agree"
+
+
+def test_an_interrupted_compare_writes_a_report_marked_incomplete(fake_script, tmp_path, monkeypatch):
+    start, calls = compare._start, []
+
+    def start_then_ctrl_c(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return start(*args)
+
+    monkeypatch.setattr(compare, "_start", start_then_ctrl_c)
+    code, data, exp = run_compare(fake_script, tmp_path / "r")
+    assert code == 130 and data["interrupted"] and not data["complete"]
+    assert exp["verdict"] == "incomplete"
+    assert exp["runs"]["torch"]["status"] == "not run"
+    assert "INCOMPLETE" in (tmp_path / "r" / "comparison.md").read_text()
+
+
+def test_reuse_diffs_an_earlier_compare_again_with_new_tolerances(fake_script, tmp_path, monkeypatch):
+    run_compare(fake_script, tmp_path / "r", plan={"torch": "differ@5"}, monkeypatch=monkeypatch)
+    code, _, exp = run_compare(fake_script, tmp_path / "r", "--reuse", "--rtol", "0.1", "--atol", "0.01")
+    assert code == 0 and exp["verdict"] == "agree"
+
+
+def test_unknown_names_and_bad_options_are_usage_errors(tmp_path, capsys):
+    assert cli.main(["compare", "no-such-experiment", "--out", str(tmp_path)]) == 2
+    assert "unknown experiment 'no-such-experiment'" in capsys.readouterr().err
+    assert cli.main(["compare", "logistic-forward", "--jobs", "0", "--out", str(tmp_path)]) == 2
+    assert cli.main(["compare", "logistic-forward", "--backends", "theano", "--out", str(tmp_path)]) == 1
+    assert not (tmp_path / "comparison.json").exists()
+
+
+def test_experiment_tolerances_are_in_the_table():
+    assert compare.tolerance_for("learning-rates") is DETERMINISTIC
+    assert compare.tolerance_for("a-users-script") is DETERMINISTIC
+    assert isinstance(compare.TOLERANCES["stroke"], Tolerance)
+
+
+# -- the real thing ---------------------------------------------------------------------------------
+def test_small_experiments_agree_across_the_three_backends(tmp_path):
+    """One end-to-end compare: each (experiment, backend) is its own keras process."""
+    out = tmp_path / "compare"
+    names = ["logistic-forward", "sgd"]
+    code = cli.main(["compare", *names, "--backends", "jax,tensorflow,torch", "--jobs", "2", "--out", str(out)])
+    data = json.loads((out / "comparison.json").read_text())
+    assert code == 0, {n: e["where"] for n, e in data["experiments"].items()}
+    assert data["complete"]
+    for exp in data["experiments"].values():
+        assert exp["verdict"] == "agree"
+        assert [r["status"] for r in exp["runs"].values()] == ["ok"] * 3
+    assert data["experiments"]["sgd"]["pairs"]["torch"]["traces"]["ok"]
+    assert (out / "figures" / "sgd-difference.png").is_file()
