@@ -289,7 +289,9 @@ def build_blocks(data: dict, figures: dict[str, list[Figure]]) -> list[tuple[str
         if failed:
             blocks.append(("h3", "Failures"))
             for backend, run in failed.items():
-                blocks.append(("p", f"{backend}: {run['status']}" + (f": {run['error']}" if run["error"] else "")))
+                logs = f" (logs: {run['dir']}/stderr.log, stdout.log)" if run["returncode"] is not None else ""
+                blocks.append(("p", f"{backend}: {run['status']}" + (f": {run['error']}" if run["error"] else "")
+                               + logs))
                 if run["stderr_tail"]:
                     blocks.append(("pre", "\n".join(run["stderr_tail"])))
         if figures.get(name):

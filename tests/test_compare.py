@@ -223,7 +223,7 @@ def test_a_crashed_run_is_failed_with_its_stderr_and_the_others_reported(fake_sc
 
 
 def test_a_run_past_the_timeout_is_stopped_and_failed(fake_script, tmp_path, monkeypatch):
-    code, data, exp = run_compare(fake_script, tmp_path / "r", "--timeout", "0.5", "--jobs", "3",
+    code, data, exp = run_compare(fake_script, tmp_path / "r", "--timeout", "2", "--jobs", "3",
                                   plan={"torch": "hang"}, monkeypatch=monkeypatch)
     assert code == 1 and exp["verdict"] == "failed"
     assert exp["runs"]["torch"]["status"] == "timeout"
