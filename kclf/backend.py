@@ -93,6 +93,11 @@ def select_backend(name: str | None = None) -> str:
     os.environ["KERAS_BACKEND"] = backend
     # TensorFlow's C++ start-up chatter would bury the tables; errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend == "torch":
+        # The lecture's models are tiny: a step is dispatch, not arithmetic. Torch's OpenMP
+        # threads spin-wait, and on a busy machine (or beside other runs) that made steps
+        # 30x slower here. One thread unless the user sets OMP_NUM_THREADS.
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     return backend
 
 
