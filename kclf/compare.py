@@ -73,36 +73,48 @@ class Tolerance:
 
 
 # Same data, same NumPy-seeded initial weights, float32 steps: the backends differ only in
-# the order of float32 operations. Weights must agree to float32 precision (rtol 1e-5).
+# the order of float32 operations. Everything must agree to float32 precision (rtol 1e-5).
 # Gradients and losses are sums over the batch of terms built from the residual ŷ − y,
 # which cancels as training converges: float32 rounds each term relative to its own size
 # (|x|·|y| up to ~200 on the slides' data), not to the small sum, so they carry about
 # 1e-5 of absolute rounding. Measured (keras 3.15, CPU): JAX's gradients differ from
-# TensorFlow's and PyTorch's by up to 2.4e-5 (1e-4 relative) in minibatch and
-# learning-rates while the weights agree to 1e-6; (1e-4, 1e-4) leaves a margin of ~5.
-_RESIDUAL = (1e-4, 1e-4)
+# TensorFlow's and PyTorch's by up to 2.4e-5 in minibatch and learning-rates while the
+# weights agree to 1e-6; an atol of 1e-4 (same rtol) leaves a margin of ~4.
+_RESIDUAL = (1e-5, 1e-4)
 DETERMINISTIC = Tolerance(
     rtol=1e-5, atol=1e-6,
     quantities=(("gradients", *_RESIDUAL), ("loss", *_RESIDUAL)),
     metrics=(("*loss*", *_RESIDUAL), ("*dl/d*", *_RESIDUAL), ("*grad*", *_RESIDUAL)),
-    why="deterministic: weights and results to float32 precision, gradients and losses "
-    "(sums of cancelling residual terms) to rtol 1e-4, atol 1e-4",
+    why="deterministic: everything to rtol 1e-5; atol 1e-6 for weights and results, 1e-4 for "
+    "gradients and losses (sums of cancelling residual terms)",
 )
 
-# Hundreds of steps: float32 rounding differences (1e-7) are amplified by the training
-# dynamics, so weights drift apart while the model reaches the same quality. Only the
-# final metrics decide: accuracy/AUC-type metrics to within 0.02 (2 points), losses
-# to within 5 %. The traces are still diffed and shown, for information.
-LONG_TRAINING = Tolerance(
-    rtol=0.05, atol=0.02, step_by_step=False, final_metrics_only=True,
-    metrics=(
-        ("*acc*", 0.0, 0.02), ("*auc*", 0.0, 0.02), ("*precision*", 0.0, 0.02),
-        ("*recall*", 0.0, 0.02), ("*f1*", 0.0, 0.02),
-        ("*loss*", 0.05, 1e-6), ("*entropy*", 0.05, 1e-6), ("*mse*", 0.05, 1e-6),
-    ),
-    why="long training: final metrics only (accuracy/AUC-type atol 0.02, losses rtol 0.05); "
-    "traces informational",
-)
+
+def _long_training(accuracy_atol: float, why: str) -> Tolerance:
+    """Hundreds of steps: float32 rounding differences (1e-7) pass through the training
+    dynamics, so the final metrics decide and the traces are shown for information.
+    Measured (keras 3.15, CPU, full runs): test losses agree to 2.6e-6 relative, AUCs to
+    2e-7, accuracies, epoch counts and confusion counts exactly. Losses: rtol 1e-3 (400x the
+    measured spread; a different start or data order moves them ~10%). AUC-type: atol 1e-3
+    (~50 swapped positive/negative pairs on stroke). Accuracy: one test example flipped.
+    Epoch and confusion counts are shown, not judged (an early-stopping tie could move them).
+    """
+    auc = 1e-3
+    return Tolerance(
+        rtol=1e-3, atol=1e-6, step_by_step=False, final_metrics_only=True,
+        metrics=(
+            ("*acc*", 0.0, accuracy_atol), ("*auc*", 0.0, auc), ("*precision*", 0.0, auc),
+            ("*recall*", 0.0, auc), ("*f1*", 0.0, auc),
+            ("*loss*", 1e-3, 1e-6), ("*entropy*", 1e-3, 1e-6), ("*mse*", 1e-3, 1e-6),
+        ),
+        why=f"long training: final metrics only (losses rtol 1e-3, AUC atol 1e-3, accuracy atol "
+        f"{accuracy_atol:g} = {why}); traces informational",
+    )
+
+
+IRIS = _long_training(0.03, "one of 38 test flowers")
+STROKE = _long_training(0.002, "two of 1022 test patients")
+LONG_TRAINING = IRIS  # the default for a long training without its own entry
 
 TOLERANCES: dict[str, Tolerance] = {
     "logistic-forward": DETERMINISTIC,
@@ -112,8 +124,8 @@ TOLERANCES: dict[str, Tolerance] = {
     "bgd": DETERMINISTIC,
     "minibatch": DETERMINISTIC,
     "learning-rates": DETERMINISTIC,  # its diverging run: NaN at the same place agrees
-    "iris": LONG_TRAINING,
-    "stroke": LONG_TRAINING,
+    "iris": IRIS,
+    "stroke": STROKE,
 }
 
 

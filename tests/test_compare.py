@@ -87,12 +87,15 @@ def test_compare_results_checks_every_leaf_with_none_as_nan_and_strings_equal():
 
 def test_long_trainings_are_judged_on_final_metrics_only():
     ref = {"test_accuracy": 0.90, "final_loss": 0.300, "weights": [1.0, 2.0], "confusion": [[5, 0]]}
-    drifted = {"test_accuracy": 0.91, "final_loss": 0.310, "weights": [1.3, 1.7], "confusion": [[4, 1]]}
+    drifted = {"test_accuracy": 0.92, "final_loss": 0.3002, "weights": [1.3, 1.7], "confusion": [[4, 1]]}
     found = compare_results(ref, drifted, LONG_TRAINING)
     assert found["ok"], found["failing"]
     assert found["judged"] == 2
-    worse = dict(drifted, test_accuracy=0.85)
-    assert [leaf["path"] for leaf in compare_results(ref, worse, LONG_TRAINING)["failing"]] == ["test_accuracy"]
+    worse = dict(drifted, test_accuracy=0.85, final_loss=0.31)
+    failing = [leaf["path"] for leaf in compare_results(ref, worse, LONG_TRAINING)["failing"]]
+    assert failing == ["test_accuracy", "final_loss"]
+    stroke = compare.TOLERANCES["stroke"]
+    assert not compare_results({"test_accuracy": 0.944}, {"test_accuracy": 0.947}, stroke)["ok"]
     assert compare.TOLERANCES["iris"].step_by_step is False
 
 
