@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.kclf-installed
 BACKENDS := jax tensorflow torch
+JOBS     ?= 2
 
 .PHONY: install test test-fast lint experiments compare bench clean
 
@@ -39,7 +40,7 @@ experiments: install
 	done
 
 compare: install
-	$(VENV)/bin/kclf compare all
+	$(VENV)/bin/kclf compare all --jobs $(JOBS)
 
 bench: install
 	$(VENV)/bin/kclf bench
