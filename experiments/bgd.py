@@ -59,10 +59,7 @@ def run(ctx):
 
     fig, ax = plots.figure("BGD: two full-batch steps on the slides' data")
     plots.mse_contour(ax, x, y, (-0.5, 2.5), (-1.5, 1.0))
-    path = np.array(theta)
-    ax.plot(path[:, 0], path[:, 1], "o-", color="C3", label="Keras BGD, eta = 0.1")
-    for i, (w, b) in enumerate(path):
-        ax.annotate(f"θ{i}", (w, b), textcoords="offset points", xytext=(5, 5))
+    plots.theta_path(ax, theta, "Keras BGD, eta = 0.1")
     ax.legend(loc="lower right")
     ctx.figure(fig, "bgd_path.png")
     return {

@@ -61,12 +61,9 @@ def run(ctx):
         ctx.print(f"theta_{i + 1} = theta_{i} - {LEARNING_RATE} * gradient = ({theta_keras[0]:.4g}, {theta_keras[1]:.4g})")
     ctx.table(pd.DataFrame(rows).set_index("iteration"), "Keras (trace) vs by hand", float_format=".6g")
 
-    fig, ax = plots.figure("SGD's two steps over each pick's squared error")
+    fig, ax = plots.figure("SGD's two steps over the MSE of the two picks")
     plots.mse_contour(ax, SGD_PICKS_X, SGD_PICKS_Y, (-0.5, 3.5), (-0.5, 1.0))
-    path = np.array(theta)
-    ax.plot(path[:, 0], path[:, 1], "o-", color="C3", label="Keras: theta_0 → theta_1 → theta_2")
-    for i, (w, b) in enumerate(path):
-        ax.annotate(f"θ{i}", (w, b), textcoords="offset points", xytext=(5, 5))
+    plots.theta_path(ax, theta, "Keras: theta_0 → theta_1 → theta_2")
     ax.legend(loc="lower right")
     ctx.figure(fig, "sgd_path.png")
     return {"theta": theta, "gradients": gradients, "losses": losses, "learning_rate": LEARNING_RATE}

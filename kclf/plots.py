@@ -69,3 +69,13 @@ def mse_contour(ax, x, y, w_range, b_range, *, levels: int = 30) -> None:
     ax.set_ylim(*b_range)
     ax.set_xlabel("w")
     ax.set_ylabel("b")
+
+
+def theta_path(ax, thetas, label: str) -> None:
+    """The (w, b) iterates θ0, θ1, ... as a labelled path."""
+    import numpy as np
+
+    path = np.asarray(thetas, dtype="float64")
+    ax.plot(path[:, 0], path[:, 1], "o-", color="C3", label=label)
+    for i, (w, b) in enumerate(path):
+        ax.annotate(f"θ{i}", (w, b), textcoords="offset points", xytext=(5, 5))
