@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from kclf._state import StateReader
+from kclf._state import StateReader, write_slot
 from kclf.backend import select_backend
 from kclf.errors import KclfError
 
@@ -46,12 +46,8 @@ class _LossRecorder(keras.metrics.Metric):
         self.count = self.add_variable(shape=(), initializer="zeros", dtype="int32", name="count")
 
     def update_state(self, loss):
-        loss = ops.cast(ops.stop_gradient(loss), "float32")
-        if self.ring == 1:
-            self.losses.assign(ops.reshape(loss, (1,)))
-        else:
-            slot = ops.mod(self.count.value, self.ring)
-            self.losses.assign(ops.slice_update(self.losses.value, (slot,), ops.reshape(loss, (1,))))
+        slot = ops.mod(self.count.value, self.ring) if self.ring > 1 else None
+        write_slot(self.losses, slot, ops.stop_gradient(loss))
         self.count.assign_add(1)
 
     def reset_state(self):
@@ -422,15 +418,6 @@ def _ring_size(variables, steps_per_call: int) -> int:
     return max(ring - ring % steps_per_call, steps_per_call)
 
 
-def _write(buffer, slot, value, ring: int) -> None:
-    value = ops.cast(value, buffer.dtype)
-    if ring == 1:
-        buffer.assign(ops.reshape(value, buffer.shape))
-    else:
-        start = (slot,) + (0,) * (len(buffer.shape) - 1)
-        buffer.assign(ops.slice_update(buffer.value, start, ops.expand_dims(value, 0)))
-
-
 def _install(model, variables, owner) -> _Hooks:
     optimizer = model.optimizer
     steps_per_call = int(getattr(model, "steps_per_execution", 1) or 1)
@@ -463,7 +450,7 @@ def _install(model, variables, owner) -> _Hooks:
         for v in trainable_variables:
             i = watched.get(id(v))
             if i is not None:
-                _write(before[i], slot, v.value, ring)
+                write_slot(before[i], slot, v.value)
         original_decay(trainable_variables)
 
     def update_step(grads_in, trainable_variables, learning_rate):
@@ -471,13 +458,13 @@ def _install(model, variables, owner) -> _Hooks:
         for g, v in zip(grads_in, trainable_variables):
             i = watched.get(id(v))
             if i is not None:
-                _write(grads[i], slot, g, ring)
-        _write(lr, slot, learning_rate, ring)
+                write_slot(grads[i], slot, g)
+        write_slot(lr, slot, learning_rate)
         original_update(grads_in, trainable_variables, learning_rate)
         for v in trainable_variables:
             i = watched.get(id(v))
             if i is not None:
-                _write(after[i], slot, v.value, ring)
+                write_slot(after[i], slot, v.value)
 
     original_loss = model._compute_loss
 
