@@ -1,0 +1,128 @@
+"""kclf bench: the output files and table it writes, and the NumPy reference line's maths.
+
+No timing is asserted here: the benchmark measures, the tests check what it writes.
+These tests do not import keras; the quick bench runs its workers in subprocesses.
+"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kclf import bench, reference
+from kclf.backend import is_installed
+
+
+def test_importing_bench_does_not_import_keras():
+    code = "import sys, kclf.bench, kclf.cli; kclf.cli.build_parser(); print('keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("model", ["logistic", "iris"])
+def test_numpy_reference_takes_the_slides_sgd_step(model):
+    x, y = bench.make_data(model, 8)
+    net = bench.NumpySGD(model)
+    params = [p.astype("float64") for p in net.params]
+    if model == "logistic":
+        expected = reference.binary_cross_entropy_gradients(x, y, *params)
+    else:
+        expected = reference.dense_relu_classifier_gradients(x, reference.one_hot(y, 3), *params)
+    before = net.theta.copy()
+    net.step(x, y)
+    for got, want in zip(net.grads, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(net.theta, before - bench.LEARNING_RATE * net.grad, rtol=1e-6)
+
+
+@pytest.mark.parametrize("history", [False, True])
+def test_numpy_fit_cycles_through_the_batches(history):
+    x, y = bench.make_data("iris", 10)
+    net = bench.NumpySGD("iris")
+    start = net.theta.copy()
+    assert bench.numpy_fit(net, x, y, 2, 7, history=history) > 0
+    assert not np.allclose(net.theta, start)
+
+
+def _fake_case(model, spe, plain, traced, recorded=True):
+    runs = {
+        "plain": [{"steps_per_s": v, "startup_s": 0.0} for v in plain],
+        "traced": [{"steps_per_s": v, "startup_s": 0.3} for v in traced],
+    }
+    return {"model": model, "batch_size": 1, "steps_per_execution": spe, "jit_compile": True,
+            "every_step_recorded": recorded, "repeats": runs, **bench._paired(runs["plain"], runs["traced"])}
+
+
+def test_assemble_and_table_mark_each_target():
+    workers = [
+        {"backend": "jax", "versions": {"keras": "3", "jax": "0"}, "cases": [
+            _fake_case("logistic", 1, [100, 110, 90], [95, 104, 86]),   # ratios ~0.95: met
+            _fake_case("iris", 1, [100, 100, 100], [50, 60, 70]),       # 0.60: missed
+            _fake_case("iris", 8, [100, 100, 100], [90, 90, 90], recorded=False),  # fast but incomplete
+        ]},
+        {"backend": "numpy", "versions": {"numpy": "2"}, "cases": [_fake_case("iris", 1, [10], [9])]},
+    ]
+    memory = [
+        {"backend": "jax", "traced": True, "steps": 1000, "params": 3, "peak_growth_mib": 1.0,
+         "steps_recorded": 1000},
+        {"backend": "jax", "traced": False, "steps": 1000, "params": 3, "peak_growth_mib": 0.5},
+    ]
+    machine = {"cpu": "test cpu", "cores": 2, "cores_available": 2, "memory_gib": 1.0,
+               "loadavg_start": [0.0, 0.0, 0.0]}
+    payload = bench.assemble(workers, memory, machine, {"repeats": 3})
+    met = [c["meets_target"] for c in payload["timing"][0]["cases"]]
+    assert met == [True, False, False]
+    assert payload["all_targets_met"] is False
+    assert payload["memory"][0]["raw_float32_mib"] == pytest.approx(1000 * 11 * 4 / 2**20)
+    assert payload["memory"][0]["within_limit"] is True
+
+    table = bench.render_table(payload).splitlines()
+    assert table[0].startswith("| backend | model | batch | spe |") and "traced / plain" in table[0]
+    rows = [line for line in table if line.startswith("| jax |") or line.startswith("| numpy |")]
+    assert len(rows) == 5  # three cases, one reference line, one memory row
+    assert "0.95" in rows[0] and "✓" in rows[0]
+    assert "0.60" in rows[1] and "✗" in rows[1]
+    assert "reference" in rows[3]
+    assert "test cpu" in table[-1]
+
+
+def test_unknown_backend_is_a_usage_error(kclf_cmd):
+    out = subprocess.run([*kclf_cmd, "bench", "--backends", "jax,nope"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "unknown backend 'nope'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.skipif(not is_installed("jax"), reason="jax is not installed")
+def test_quick_bench_writes_json_and_table(kclf_cmd, tmp_path):
+    out = subprocess.run(
+        [*kclf_cmd, "bench", "--quick", "--backends", "jax", "--repeats", "1", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "bench[jax]" in out.stderr
+
+    payload = json.loads((tmp_path / "bench.json").read_text())
+    assert payload["machine"]["cores"] >= 1 and payload["machine"]["cpu"]
+    assert set(payload["versions"]) == {"jax", "numpy"} and payload["versions"]["jax"]["keras"]
+    backends = [w["backend"] for w in payload["timing"]]
+    assert backends == ["jax", "numpy"]
+    jax_cases = payload["timing"][0]["cases"]
+    assert sorted(c["steps_per_execution"] for c in jax_cases) == [1, bench.SPE_MULTI]
+    for case in jax_cases:
+        assert case["every_step_recorded"] is True
+        assert len(case["repeats"]["plain"]) == len(case["repeats"]["traced"]) == 1
+        for kind in ("plain", "traced"):
+            figures = case[kind]["steps_per_s"]
+            assert figures["min"] <= figures["median"] <= figures["max"]
+        assert case["ratio"]["median"] > 0 and isinstance(case["meets_target"], bool)
+    (memory,) = payload["memory"]
+    assert memory["steps_recorded"] == memory["steps"] == payload["settings"]["memory_steps"]
+
+    table = (tmp_path / "bench.md").read_text()
+    assert table in out.stdout
+    assert table.startswith("| backend | model |")
+    assert table.count("| jax |") == 3  # two cases and the memory row
+    assert "| numpy |" in table and "Machine:" in table
