@@ -551,7 +551,7 @@ def render_table(payload: dict) -> str:
                 f"| {w['backend']} | {c['model']} | {c['batch_size']} | "
                 f"{'—' if ref else c['steps_per_execution']} | {jit} | "
                 f"{_rate(c['plain']['steps_per_s'])} | {_rate(c['traced']['steps_per_s'])} | "
-                f"{c['ratio']['median']:.2f} | {target} | "
+                f"{c['ratio']['median']:.3f} | {target} | "
                 f"{'✓' if c['every_step_recorded'] else '✗'} | {startup} |"
             )
     if payload["memory"]:

@@ -83,7 +83,7 @@ def test_assemble_and_table_mark_each_target():
     rows = [line for line in table if line.startswith("| jax |") or line.startswith("| numpy |")]
     assert len(rows) == 5  # three cases, one reference line, one memory row
     assert "0.95" in rows[0] and "✓" in rows[0]
-    assert "0.60" in rows[1] and "✗" in rows[1]
+    assert "0.600" in rows[1] and "✗" in rows[1]
     assert "reference" in rows[3]
     assert "test cpu" in table[-1]
 
