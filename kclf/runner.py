@@ -124,13 +124,16 @@ class Run:
         if expect_divergence:
             self.expected_divergence.add(label)
 
-    def trace_rows(self) -> list[dict]:
-        rows: list[dict] = []
+    def trace_frame(self):
+        """All attached traces in one DataFrame, a "run" column naming each; None if none."""
+        import pandas as pd
+
+        frames = []
         for label, trace in self.traces.items():
             frame = trace.to_frame()
             frame.insert(0, "run", label)
-            rows.extend(frame.to_dict(orient="records"))
-        return rows
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True) if frames else None
 
     def unexpected_divergence(self) -> tuple[str, int] | None:
         for label, trace in self.traces.items():
@@ -152,18 +155,11 @@ def write_outputs(
     status: str = "ok",
     error: str | None = None,
     timing: dict | None = None,
+    trace_frame=None,
 ) -> dict:
     """Write trace.csv and summary.json into run.out; return the summary (without trace)."""
-    import pandas as pd
-
-    trace_frames = []
-    for label, trace in run.traces.items():
-        frame = trace.to_frame()
-        frame.insert(0, "run", label)
-        trace_frames.append(frame)
-    if trace_frames:
-        csv = pd.concat(trace_frames, ignore_index=True).to_csv(index=False)
-        atomic_write(run.out / "trace.csv", csv)
+    if trace_frame is not None:
+        atomic_write(run.out / "trace.csv", trace_frame.to_csv(index=False))
     summary = {
         "experiment": run.name,
         "backend": run.backend,
@@ -231,8 +227,10 @@ def execute(module, backend: str, out: Path, *, json_mode: bool = False) -> tupl
             "startup_s": started - PROCESS_START,
             "experiment_s": time.perf_counter() - started,
         }
-        summary = write_outputs(run, results, status=status, error=error, timing=timing)
-    summary["trace"] = to_jsonable(run.trace_rows()) if json_mode else []
+        frame = run.trace_frame()
+        summary = write_outputs(run, results, status=status, error=error, timing=timing, trace_frame=frame)
+    rows = frame.to_dict(orient="records") if (json_mode and frame is not None) else []
+    summary["trace"] = to_jsonable(rows)
     return summary, code
 
 
@@ -254,6 +252,7 @@ def save(results: dict, trace=None, *, out: str | Path | None = None, name: str 
     write_outputs(
         run,
         results,
+        trace_frame=run.trace_frame(),
         status=status,
         error=f"diverged at step {diverged[1]}" if diverged else None,
         timing={"startup_s": None, "experiment_s": time.perf_counter() - PROCESS_START},
