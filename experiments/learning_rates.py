@@ -5,7 +5,8 @@ Slides: the glossary's "learning rate, learning rate schedule" and the SGD updat
 linear points from θ0 = (0, 0): a tiny η barely moves, a good η converges, a too large
 η overshoots further at every step until the loss overflows (TrainingTrace stops that
 run and names the step), and an exponentially decaying schedule starts fast and
-settles. The trace records the rate each step used.
+settles lowest: the full-data MSE after training is its smallest. The trace records the
+rate each step used.
 """
 
 import keras
@@ -27,8 +28,13 @@ RATES = {
     "too small (0.0001)": 1e-4,
     "about right (0.005)": 5e-3,
     "too large (0.08)": 8e-2,
-    "schedule (0.025 x 0.5 every 20 steps)": keras.optimizers.schedules.ExponentialDecay(
-        0.025, decay_steps=20, decay_rate=0.5
+    # Start at the largest stable rate and decay to 0.2x over the 200 steps: it still adds up
+    # to more movement than the constant 0.005 (which matters along the slow, intercept
+    # direction of these uncentred x), then settles. Halving every 20 steps instead (the
+    # first version) had shrunk the rate 1000-fold by the end and lost to the constant rate:
+    # full-data MSE 1.135 against 1.129.
+    "schedule (0.025 x 0.2^(step/200))": keras.optimizers.schedules.ExponentialDecay(
+        0.025, decay_steps=200, decay_rate=0.2
     ),
 }
 
@@ -49,8 +55,10 @@ def run(ctx):
         losses = trace.losses()
         w = trace.weights_after("dense/kernel")[:, 0, 0]
         b = trace.weights_after("dense/bias")[:, 0]
+        full_mse = float(np.mean((w[-1] * x[:, 0].astype("float64") + b[-1] - y[:, 0]) ** 2))
         results[label] = {
             "diverged_at": trace.diverged_at,
+            "final_full_mse": full_mse if trace.diverged_at is None else None,
             "steps": int(trace.steps_recorded),
             "final_theta": [float(w[-1]), float(b[-1])],
             "losses": losses.tolist(),
@@ -58,7 +66,8 @@ def run(ctx):
         }
         outcome = f"diverged at step {trace.diverged_at}" if trace.diverged_at else "finite"
         rows.append({"run": label, "steps": trace.steps_recorded, "first loss": losses[0],
-                     "last loss": losses[-1], "final w": w[-1], "final b": b[-1], "outcome": outcome})
+                     "last loss": losses[-1], "final w": w[-1], "final b": b[-1],
+                     "full-data MSE": results[label]["final_full_mse"], "outcome": outcome})
     ctx.table(pd.DataFrame(rows).set_index("run"), f"{EPOCHS} epochs, batch size {BATCH_SIZE}", float_format=".4g")
 
     fig, axes = plots.subplots(1, 2, "Learning rate: too small, right, too large, scheduled", size=(12, 4.5))

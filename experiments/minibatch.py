@@ -56,9 +56,10 @@ def run(ctx):
     ax_loss, ax_path = axes[0]
     for label, trace in traces.items():
         per_epoch = trace.steps_recorded / EPOCHS
-        ax_loss.plot(trace.steps() / per_epoch, trace.losses(), label=label, alpha=0.8, lw=1)
+        # Step s's loss is measured at the weights it starts from: after (s − 1)/per_epoch epochs.
+        ax_loss.plot((trace.steps() - 1) / per_epoch, trace.losses(), label=label, alpha=0.8, lw=1)
     ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("epoch")
+    ax_loss.set_xlabel("epochs completed before the step")
     ax_loss.set_ylabel("batch loss (MSE) at each step")
     ax_loss.legend()
     plots.mse_contour(ax_path, x, y, (-0.5, 2.6), (-1.6, 1.0))

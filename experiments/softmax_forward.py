@@ -22,8 +22,10 @@ B = np.array([-10.0, -20.0])
 
 
 def run(ctx):
-    data = pd.DataFrame({"x_1": SLIDES_X[:, 0], "x_2": SLIDES_X[:, 1], "y": SLIDES_Y})
-    ctx.table(data.astype({"x_1": int, "x_2": int}), "data")
+    # The slide's targets are one-hot: y_i = (1, 0) for class 1, (0, 1) for class 2.
+    Y = reference.one_hot(SLIDES_Y, 2).astype(int)
+    data = pd.DataFrame({"x_1": SLIDES_X[:, 0], "x_2": SLIDES_X[:, 1], "y_1": Y[:, 0], "y_2": Y[:, 1]})
+    ctx.table(data.astype({"x_1": int, "x_2": int}), "data (one-hot targets y_1, y_2)")
     model = softmax_regression(2, 2, weights=(W, B))
     logits = softmax_regression(2, 2, weights=(W, B), from_logits=True)
 
@@ -46,6 +48,7 @@ def run(ctx):
     ax.bar(rows - 0.2, A[:, 0], width=0.4, label="class 1")
     ax.bar(rows + 0.2, A[:, 1], width=0.4, label="class 2")
     ax.set_xticks(rows)
-    ax.legend()
+    ax.set_ylim(0, 1.3)  # room above the bars for the legend
+    ax.legend(loc="upper center", ncol=2)
     ctx.figure(fig, "softmax.png")
     return {"Z": Z, "A": A, "reference": {"Z": ref_Z, "A": ref_A}}

@@ -64,7 +64,7 @@ def mse_contour(ax, x, y, w_range, b_range, *, levels: int = 30) -> None:
     lo, hi = loss.min(), loss.max()
     ax.contour(w, b, loss, levels=lo + (hi - lo) * np.geomspace(1e-4, 1, levels), cmap="viridis", alpha=0.6, linewidths=0.8)
     slope, intercept = np.polyfit(x, y, 1)  # the least-squares minimum
-    ax.plot([slope], [intercept], "*", color="k", ms=12, label="MSE minimum")
+    mark_minimum(ax, slope, intercept, w_range, b_range)
     ax.set_xlim(*w_range)
     ax.set_ylim(*b_range)
     ax.set_xlabel("w")
@@ -79,3 +79,21 @@ def theta_path(ax, thetas, label: str) -> None:
     ax.plot(path[:, 0], path[:, 1], "o-", color="C3", label=label)
     for i, (w, b) in enumerate(path):
         ax.annotate(f"θ{i}", (w, b), textcoords="offset points", xytext=(5, 5))
+
+
+def mark_minimum(ax, w, b, w_range, b_range, *, label: str = "MSE minimum") -> None:
+    """A star at (w, b); when it lies outside the axes, an arrow marker on the nearest edge
+    pointing towards it, labelled with its coordinates, so the legend never names a point
+    that is not drawn."""
+    (w0, w1), (b0, b1) = w_range, b_range
+    if w0 <= w <= w1 and b0 <= b <= b1:
+        ax.plot([w], [b], "*", color="k", ms=12, label=label)
+        return
+    margin_w, margin_b = 0.04 * (w1 - w0), 0.04 * (b1 - b0)
+    cw = min(max(w, w0 + margin_w), w1 - margin_w)
+    cb = min(max(b, b0 + margin_b), b1 - margin_b)
+    # The edge it is furthest beyond, relative to the axes' size, sets the arrow's direction.
+    beyond = {"<": (w0 - w) / (w1 - w0), ">": (w - w1) / (w1 - w0), "v": (b0 - b) / (b1 - b0), "^": (b - b1) / (b1 - b0)}
+    marker = max(beyond, key=beyond.get)
+    ax.plot([cw], [cb], marker=marker, color="k", ms=11, linestyle="none",
+            label=f"{label} at ({w:.3g}, {b:.3g}), off the axes this way")

@@ -74,6 +74,11 @@ def test_softmax_forward_matches_the_reference_and_the_slides(execute, backend_n
     slides = [["9.82e-01", "1.80e-02"], ["1.80e-02", "9.82e-01"], ["6.14e-06", "1.00e+00"]]
     assert [[f"{a:.2e}" for a in row] for row in results["A"]] == slides
     assert "6.14e-06" in printed.out
+    # The slide's data table: one-hot targets y_1, y_2 = (1, 0), (0, 1), (0, 1).
+    header = next(line for line in printed.out.splitlines() if "x_1" in line)
+    assert header.split() == ["x_1", "x_2", "y_1", "y_2"]
+    rows = [line.split() for line in printed.out.splitlines()[printed.out.splitlines().index(header) + 1:][:3]]
+    assert rows == [["0", "1", "2", "1", "0"], ["1", "3", "4", "0", "1"], ["2", "5", "6", "0", "1"]]
 
     assert (out / "softmax.png").stat().st_size > 0
     assert summary["figures"] == ["softmax.png"]

@@ -54,9 +54,14 @@ def test_learning_rates_too_large_diverges_and_schedule_is_recorded(backend_name
     assert summary["traces"]["too large (0.08)"]["diverged_at"] == too_large["diverged_at"]
     for label in ("too small (0.0001)", "about right (0.005)"):
         assert results[label]["diverged_at"] is None and results[label]["steps"] == 200
-    rates = np.array(results["schedule (0.025 x 0.5 every 20 steps)"]["learning_rates"])
-    np.testing.assert_allclose(rates, 0.025 * 0.5 ** (np.arange(200) / 20), rtol=1e-5)
+    schedule = results["schedule (0.025 x 0.2^(step/200))"]
+    rates = np.array(schedule["learning_rates"])
+    np.testing.assert_allclose(rates, 0.025 * 0.2 ** (np.arange(200) / 200), rtol=1e-5)
     assert results["about right (0.005)"]["losses"][-1] < results["too small (0.0001)"]["losses"][-1]
+    # The schedule ends lowest on all the data (it used to lose: 1.135 against 1.129).
+    assert schedule["final_full_mse"] < results["about right (0.005)"]["final_full_mse"] - 0.05
+    assert schedule["final_full_mse"] < results["too small (0.0001)"]["final_full_mse"]
+    assert results["too large (0.08)"]["final_full_mse"] is None
 
 
 def test_minibatch_runs_take_one_step_per_batch(backend_name, tmp_path):
