@@ -193,7 +193,12 @@ def dead_units_at_large_rate(ctx, X, y):
         start = functions.dead_units(X, *model.get_layer("hidden_1").get_weights())
         trace = TrainingTrace()
         model.fit(X, y, batch_size=len(X), epochs=WIDE_STEPS, shuffle=False, verbose=0, callbacks=[trace])
-        ctx.attach(trace, f"32 relu units, eta {label}")
+        # η = 10 multiplies float32 rounding at every step: measured (keras 3.15, CPU), its
+        # weights part between backends by up to 3.8e-3 and its spiking loss by up to 0.56
+        # within 20 steps, while the dead-unit counts per step agree exactly. So that run is
+        # judged by its stated results (counts, final loss), and only η = 0.5 is a trace.
+        if rate == WIDE_RATES["normal (0.5)"]:
+            ctx.attach(trace, f"32 relu units, eta {label}")
         kernels, biases = trace.weights_after("hidden_1/kernel"), trace.weights_after("hidden_1/bias")
         per_step = np.array([functions.dead_units(X, k, b).sum() for k, b in zip(kernels, biases)])
         series[label] = per_step
