@@ -64,6 +64,6 @@ def run(ctx):
     fig, ax = plots.figure("SGD's two steps over the MSE of the two picks")
     plots.mse_contour(ax, SGD_PICKS_X, SGD_PICKS_Y, (-0.5, 3.5), (-0.5, 1.0))
     plots.theta_path(ax, theta, "Keras: theta_0 → theta_1 → theta_2")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left")  # the lower right holds the off-axes minimum's marker
     ctx.figure(fig, "sgd_path.png")
     return {"theta": theta, "gradients": gradients, "losses": losses, "learning_rate": LEARNING_RATE}
