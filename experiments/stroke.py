@@ -1,181 +1,48 @@
-"""Stroke prediction: a dense network with a sigmoid output, for a rare positive class.
+"""Stroke prediction: the lecture's binary demo, cell by cell, with a sigmoid network.
 
-Slides: the binary demonstration, on Kaggle's "Stroke Prediction Dataset" (about 5% of the
-5110 patients had a stroke). kclf does not ship that file: give it with ``--data PATH`` or
-the KCLF_STROKE_CSV variable; without it the run uses a synthetic stand-in in the same
-schema and says "(synthetic data)" in every header and figure title.
+Slides: the binary demonstration (_stroke-prediction.qmd), on Kaggle's "Stroke Prediction
+Dataset" (about 5% of 5110 patients had a stroke). kclf does not ship the file: give it
+with ``--data PATH`` or KCLF_STROKE_CSV; without it a synthetic stand-in in the same schema
+is used and every header says so. The cells: missing values, the splits, value counts, the
+column transformer, the unseen "Other" gender, model.summary(), the plain and the
+class-weighted fits (up to 1,000 epochs, early stopping on val_pr_auc), their evaluations,
+scikit-learn's ROC and precision-recall displays, and confusion matrices at > 0.5 and > 0.3.
+Every number the lecture prints is set beside this run's (kclf.demos.published).
 
-The lecture's preparation (kclf.demo_data.prepare_stroke): drop id, split off 20% for
-testing and 25% of the rest for validation, one-hot encode the categories, pass the 0/1
-flags through, mean-impute and standardise the rest, all fitted on the training split.
-The network has 32 and 16 leaky-ReLU units and one sigmoid output, trained with Adam and
-binary cross-entropy, stopped early on the validation PR-AUC; accuracy says little when 95%
-of the answers are "no", so the areas under the ROC and precision-recall curves are tracked
-too. A second run weights the strokes 10 times as much as the others, and both runs' test
-predictions are cut at 0.5 and at 0.3.
-
-The data are fed in a fixed order (shuffle=False; train_test_split already shuffled them),
-so a rerun on one backend repeats every number. KCLF_QUICK=1 cuts the epochs for tests.
+--start lecture (default): the lecture's own seeding; TensorFlow reprints the lecture.
+--start tensorflow: TensorFlow's initial weights and batch order on every backend, traced.
+--start numpy: kclf's NumPy-seeded deterministic runs (kclf.demos.stroke_numpy).
 """
 
 import os
 from pathlib import Path
 
-import keras
-import numpy as np
-import pandas as pd
-from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
-
-from kclf import plots
-from kclf.callbacks import TrainingTrace
-from kclf.demo_data import load_stroke_csv, prepare_stroke, synthetic_stroke
-from kclf.models import compile_model, dense_classifier
-
 NAME = "stroke"
-DESCRIPTION = "Stroke prediction (Kaggle CSV via --data, else synthetic): Dense(32, 16) + sigmoid, PR-AUC early stopping, class weights"
+DESCRIPTION = "Stroke prediction (Kaggle CSV via --data, else synthetic): the lecture's cells, Dense(32, 16) + sigmoid, PR-AUC early stopping, class weights; every printed number vs the lecture"
 SLIDE = "Demonstration: binary classification (stroke prediction)"
-
+START_MODES = ("lecture", "tensorflow", "numpy")
 DATA_VARIABLES = ("KCLF_DATA", "KCLF_STROKE_CSV")  # KCLF_DATA is what kclf run --data sets
-SEED = 12
-EPOCHS, PATIENCE = 500, 50
-QUICK_EPOCHS, QUICK_PATIENCE = 30, 5  # KCLF_QUICK=1: enough to exercise every step
-TRACE_EVERY = 100  # 96 steps an epoch: about one record per epoch keeps trace.csv small
-CLASS_WEIGHT = {0: 1, 1: 10}
-THRESHOLDS = (0.5, 0.3)
-METRIC_NAMES = {"loss": "loss", "pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "accuracy": "accuracy"}
 
 
-def data_file() -> Path | None:
+def data_file():
     for variable in DATA_VARIABLES:
         if os.environ.get(variable):
             return Path(os.environ[variable])
     return None
 
 
-def train(model, splits, *, epochs, patience, class_weight=None, trace=None):
-    """Adam and binary cross-entropy, stopping when the validation PR-AUC stalls."""
-    keras.utils.set_random_seed(SEED)
-    compile_model(model, "binary", optimizer="adam", metrics=[
-        keras.metrics.AUC(curve="PR", name="pr_auc"),
-        keras.metrics.AUC(curve="ROC", name="roc_auc"),
-        "accuracy",
-    ])
-    early = keras.callbacks.EarlyStopping(
-        monitor="val_pr_auc", mode="max", patience=patience, restore_best_weights=True
-    )
-    history = model.fit(
-        splits.X_train, splits.y_train, validation_data=(splits.X_val, splits.y_val),
-        epochs=epochs, batch_size=32, shuffle=False, class_weight=class_weight,
-        callbacks=[early] + ([trace] if trace is not None else []), verbose=0,
-    )
-    scores = {
-        split: {k: float(v) for k, v in model.evaluate(x, y, verbose=0, return_dict=True).items()}
-        for split, x, y in (("val", splits.X_val, splits.y_val),
-                            ("test", splits.X_test, splits.y_test))
-    }
-    p_test = np.asarray(model.predict(splits.X_test, verbose=0), dtype="float64").reshape(-1)
-    return {"stopped_epoch": len(history.history["loss"]), "best_epoch": early.best_epoch + 1,
-            **scores}, p_test
-
-
 def run(ctx):
-    quick = os.environ.get("KCLF_QUICK") == "1"
-    epochs, patience = (QUICK_EPOCHS, QUICK_PATIENCE) if quick else (EPOCHS, PATIENCE)
+    from kclf.demos import start
 
-    # Setup: the real file when given (checked before anything is written), else synthetic.
+    if start.mode() == "numpy":
+        from kclf.demos import stroke_numpy
+
+        return {"start": "numpy", **stroke_numpy.run(ctx)}
+    from kclf.demo_data import load_stroke_csv
+    from kclf.demos import stroke
+    from kclf.demos.run import run as run_demo
+
     path = data_file()
-    synthetic = path is None
-    frame = synthetic_stroke() if synthetic else load_stroke_csv(path)
-    tag = " (synthetic data)" if synthetic else ""
-    mode = f" [quick mode: {epochs} epochs, patience {patience}]" if quick else ""
-
-    def title(text):
-        return f"stroke: {text}{tag}{mode}"
-
-    source = ("synthetic, generated by kclf.demo_data.synthetic_stroke "
-              f"(give the Kaggle CSV with --data PATH or {DATA_VARIABLES[1]})"
-              if synthetic else str(path))
-    positives = int(frame["stroke"].sum())
-    ctx.header(title("the data"))
-    ctx.print(f"source: {source}")
-    ctx.print(f"{len(frame)} rows, {positives} strokes ({positives / len(frame):.1%})")
-    ctx.print(frame.head().to_string())
-
-    splits = prepare_stroke(frame)
-    sizes = pd.DataFrame(
-        {"rows": [len(y) for y in (splits.y_train, splits.y_val, splits.y_test)],
-         "strokes": [int(y.sum()) for y in (splits.y_train, splits.y_val, splits.y_test)]},
-        index=["train", "validation", "test"],
-    )
-    ctx.table(sizes, title("splits (test 20%, then validation 25% of the rest)"))
-    ctx.header(title(f"{len(splits.feature_names)} features after the ColumnTransformer"))
-    ctx.print(", ".join(splits.feature_names))
-
-    def model():
-        return dense_classifier(len(splits.feature_names), 2, hidden=(32, 16),
-                                activation="leaky_relu", seed=SEED)
-
-    # Run 1: plain binary cross-entropy; Run 2: strokes weighted 10 times.
-    trace = TrainingTrace(every=TRACE_EVERY)
-    plain, p_plain = train(model(), splits, epochs=epochs, patience=patience, trace=trace)
-    ctx.attach(trace, label="plain")
-    weighted, p_weighted = train(model(), splits, epochs=epochs, patience=patience,
-                                 class_weight=CLASS_WEIGHT)
-    runs = {"plain": (plain, p_plain), "class_weight": (weighted, p_weighted)}
-    labels = {"plain": "plain", "class_weight": "class_weight {0: 1, 1: 10}"}
-
-    ctx.header(title(f"early stopping on val PR-AUC (patience {patience}, restore_best_weights)"))
-    for key, (result, _) in runs.items():
-        ctx.print(f"{labels[key]}: stopped after epoch {result['stopped_epoch']}, "
-                  f"weights restored from epoch {result['best_epoch']}")
-
-    table = pd.DataFrame(
-        [{"run": labels[key], "split": split, **{METRIC_NAMES[m]: result[split][m]
-                                                 for m in METRIC_NAMES}}
-         for key, (result, _) in runs.items() for split in ("val", "test")]
-    ).set_index(["run", "split"])
-    ctx.table(table, title("validation and test metrics"), float_format=".4f")
-
-    # Result: what each cut-off makes of the test predictions.
-    rows = []
-    for key, (result, p) in runs.items():
-        result["thresholds"] = {}
-        for threshold in THRESHOLDS:
-            tn, fp, fn, tp = confusion_matrix(splits.y_test, p >= threshold, labels=[0, 1]).ravel()
-            result["thresholds"][str(threshold)] = {"tn": tn, "fp": fp, "fn": fn, "tp": tp}
-            rows.append({"run": labels[key], "threshold": threshold, "TN": tn, "FP": fp,
-                         "FN": fn, "TP": tp, "recall": tp / max(tp + fn, 1),
-                         "precision": tp / max(tp + fp, 1)})
-    ctx.table(pd.DataFrame(rows).set_index(["run", "threshold"]),
-              title("test confusion counts by threshold"), float_format=".3f")
-
-    # Figures: ROC and precision-recall curves; confusion matrices at both thresholds.
-    fig, axes = plots.subplots(1, 2, title("test-set ROC and precision-recall curves"),
-                               size=(11.0, 4.5))
-    roc_ax, pr_ax = axes[0]
-    for key, (result, p) in runs.items():
-        fpr, tpr, _ = roc_curve(splits.y_test, p)
-        roc_ax.plot(fpr, tpr, label=f"{labels[key]} (AUC {result['test']['roc_auc']:.3f})")
-        precision, recall, _ = precision_recall_curve(splits.y_test, p)
-        pr_ax.plot(recall, precision, label=f"{labels[key]} (AUC {result['test']['pr_auc']:.3f})")
-    roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
-    pr_ax.axhline(splits.y_test.mean(), color="grey", linestyle=":", label="chance")
-    for ax, (x, y, name) in zip(axes[0], [("false positive rate", "true positive rate", "ROC"),
-                                          ("recall", "precision", "precision-recall")]):
-        ax.set(title=name, xlabel=x, ylabel=y)
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    ctx.figure(fig, "roc_pr_curves.png")
-
-    fig, axes = plots.subplots(2, 2, title("test-set confusion matrices"), size=(9.0, 8.0))
-    for row, (key, (_, p)) in enumerate(runs.items()):
-        for col, threshold in enumerate(THRESHOLDS):
-            plots.confusion_matrix(axes[row, col], splits.y_test.astype(int),
-                                   (p >= threshold).astype(int), ("no stroke", "stroke"),
-                                   title=f"{labels[key]}, threshold {threshold}")
-    fig.tight_layout()
-    ctx.figure(fig, "confusion_matrices.png")
-
-    return {"synthetic": synthetic, "n_rows": len(frame), "positives": positives,
-            "n_features": len(splits.feature_names), "plain": plain, "class_weight": weighted}
+    if path is not None:
+        load_stroke_csv(path)  # a bad file fails here, in one line, before any training
+    return run_demo(ctx, "stroke", path, stroke)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from kclf import __version__
-from kclf.errors import KclfError
+from kclf.errors import KclfError, UsageError
 
 # Subcommands implemented in their own modules: name -> (module, help).
 _PLUGINS = {
@@ -54,6 +55,12 @@ def _cmd_run(args) -> int:
     from kclf.backend import select_backend, versions
 
     info = registry.get(args.name)  # unknown names fail before any backend import
+    if args.start:
+        if args.start not in info.starts:
+            offered = (f"one of: {', '.join(info.starts)}" if info.starts
+                       else "no --start (it has one start only)")
+            raise UsageError(f"--start {args.start}: experiment {info.name!r} takes {offered}")
+        os.environ["KCLF_START"] = args.start
     backend = select_backend(args.backend)
     out = Path(args.out) if args.out else Path("results") / info.name / backend
     if not args.json:
@@ -104,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: results/NAME/BACKEND/)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--data", help="data file for experiments that read one (stroke: the Kaggle CSV)")
+    p.add_argument("--start", choices=("lecture", "tensorflow", "numpy"),
+                   help="demos (iris, stroke): lecture = the lecture's own seeding (default; "
+                   "TensorFlow reprints the lecture), tensorflow = TensorFlow's initial weights "
+                   "and batch order on any backend, traced; numpy = NumPy-seeded, no shuffling")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("info", help="Python, Keras and backend versions")

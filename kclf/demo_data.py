@@ -186,6 +186,13 @@ def _sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
+def _a_validation_row(n: int) -> int:
+    """A row that the lecture's split (0.2 / random_state 7, then 0.25 / 12) puts in validation."""
+    main, _ = train_test_split(np.arange(n), test_size=0.2, random_state=7)
+    _, val = train_test_split(main, test_size=0.25, random_state=12)
+    return int(val[len(val) // 2])
+
+
 def synthetic_stroke(n: int = 5110, seed: int = 2021, positive_rate: float = 0.049) -> pd.DataFrame:
     """A deterministic data set in the Kaggle schema (5110 rows and 4.9% strokes, like the
     real one) for when the real file is not at hand. Stroke risk rises with age, hypertension,
@@ -200,7 +207,10 @@ def synthetic_stroke(n: int = 5110, seed: int = 2021, positive_rate: float = 0.0
     child = age < 16
 
     gender = rng.choice(np.array(["Female", "Male"], dtype=object), n, p=[0.586, 0.414])
-    gender[rng.integers(n)] = "Other"  # the real file has a single "Other"
+    rng.integers(n)  # (where "Other" once went; drawn still, so the other columns stay put)
+    # The real file has a single "Other", and the lecture's split puts it in validation
+    # only: so does this one, so the unseen-category lesson shows on synthetic data too.
+    gender[_a_validation_row(n)] = "Other"
     hypertension = (rng.random(n) < _sigmoid(-5.2 + 0.055 * age)).astype("int64")
     heart_disease = (rng.random(n) < _sigmoid(-7.0 + 0.065 * age)).astype("int64")
     ever_married = np.where(adult & (rng.random(n) < 0.85), "Yes", "No").astype(object)

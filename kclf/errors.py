@@ -11,6 +11,12 @@ class UnknownExperiment(KclfError):
     exit_code = 2
 
 
+class UsageError(KclfError):
+    """An option that does not fit the command (exit 2, like argparse's own errors)."""
+
+    exit_code = 2
+
+
 class TrainingDiverged(KclfError):
     """Loss or a gradient became NaN/inf; the trace up to that step is kept."""
 

@@ -24,6 +24,7 @@ class ExperimentInfo:
     description: str
     slide: str
     path: Path
+    starts: tuple[str, ...] = ()  # --start modes it offers (START_MODES); the first is the default
 
 
 def experiments_dir() -> Path:
@@ -32,16 +33,21 @@ def experiments_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "experiments"
 
 
-def _constants(path: Path) -> dict[str, str]:
-    """Read NAME, DESCRIPTION and SLIDE without importing the script (no keras import)."""
+def _constants(path: Path) -> dict:
+    """Read NAME, DESCRIPTION, SLIDE (strings) and START_MODES (a tuple of strings) without
+    importing the script (no keras import)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
-            if isinstance(target, ast.Name) and target.id in ("NAME", "DESCRIPTION", "SLIDE"):
+            if not isinstance(target, ast.Name):
+                continue
+            if target.id in ("NAME", "DESCRIPTION", "SLIDE"):
                 if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
                     found[target.id] = node.value.value
+            elif target.id == "START_MODES":
+                found["START_MODES"] = tuple(str(v) for v in ast.literal_eval(node.value))
     return found
 
 
@@ -60,7 +66,8 @@ def discover() -> dict[str, ExperimentInfo]:
         consts = _constants(path)
         if "NAME" in consts:
             found[consts["NAME"]] = ExperimentInfo(
-                consts["NAME"], consts.get("DESCRIPTION", ""), consts.get("SLIDE", ""), path
+                consts["NAME"], consts.get("DESCRIPTION", ""), consts.get("SLIDE", ""), path,
+                consts.get("START_MODES", ()),
             )
     order = {name: i for i, name in enumerate(ORDER)}
     return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
@@ -76,6 +83,11 @@ ORDER = (
     "bgd",
     "minibatch",
     "learning-rates",
+    "gradient-based-learning",
+    "gradient-descent-pitfalls",
+    "minibatch-noise",
+    "learning-rate-schedule",
+    "non-zero-derivatives",
 )
 
 

@@ -281,6 +281,10 @@ def build_blocks(data: dict, figures: dict[str, list[Figure]]) -> list[tuple[str
             for backend, pair in exp["pairs"].items():
                 for note in (pair["traces"] or {}).get("notes", []):
                     blocks.append(("p", f"{backend}: {note}"))
+        for backend, pair in exp["pairs"].items():
+            if pair.get("parting"):
+                blocks.append(("p", f"Where {backend} parts from {exp['reference']}: "
+                                    f"{pair['parting']['text']}."))
         leaves = _failing_leaves(exp)
         if leaves:
             blocks += [("h3", "Results beyond tolerance"), ("table", leaves)]

@@ -194,18 +194,18 @@ def test_compare_agrees_and_writes_the_report(fake_script, tmp_path, capsys):
 def test_compare_reports_where_a_backend_parts(fake_script, tmp_path, monkeypatch):
     code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"torch": "differ@5"}, monkeypatch=monkeypatch)
     assert code == 1 and data["complete"] and exp["verdict"] == "differ"
-    assert exp["pairs"]["tensorflow"]["verdict"] == "agree"
+    assert exp["pairs"]["jax"]["verdict"] == "agree"
     assert exp["pairs"]["torch"]["traces"]["first"]["step"] == 5
-    assert "torch vs jax: trace 'main' step 5" in exp["where"]
+    assert "torch vs tensorflow: trace 'main' step 5" in exp["where"]
 
 
 def test_a_missing_backend_is_skipped_unless_named(fake_script, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("kclf.backend.is_installed", lambda name: name != "torch")
     code, data, exp = run_compare(fake_script, tmp_path / "r")
-    assert code == 0 and data["backends"] == ["jax", "tensorflow"]
+    assert code == 0 and data["backends"] == ["tensorflow", "jax"]  # the lecture's backend leads
     assert data["skipped_backends"]["torch"] == "not installed (pip install 'kclf[torch]')"
     overview = (tmp_path / "r" / "comparison.md").read_text().split("## Overview")[1]
-    assert "| jax | tensorflow | torch |" in overview
+    assert "| tensorflow | jax | torch |" in overview
     assert "| not installed (pip install 'kclf[torch]') |" in overview
 
     code = cli.main(["compare", str(fake_script), "--backends", "jax,torch", "--out", str(tmp_path / "s")])
@@ -231,7 +231,7 @@ def test_a_run_past_the_timeout_is_stopped_and_failed(fake_script, tmp_path, mon
     assert code == 1 and exp["verdict"] == "failed"
     assert exp["runs"]["torch"]["status"] == "timeout"
     assert exp["runs"]["torch"]["timing"]["total_s"] < 10
-    assert exp["pairs"]["tensorflow"]["verdict"] == "agree"
+    assert exp["pairs"]["jax"]["verdict"] == "agree"
 
 
 def test_an_interrupted_compare_writes_a_report_marked_incomplete(fake_script, tmp_path, monkeypatch):

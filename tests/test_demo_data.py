@@ -236,3 +236,14 @@ def test_prepare_stroke_ignores_unknown_categories(frame):
     row = splits.transformer.transform(unseen.drop(columns=["id", "stroke"]))
     work = [i for i, n in enumerate(splits.feature_names) if n.startswith("work_type_")]
     assert (row[:, work] == 0).all()
+
+
+def test_synthetic_other_gender_lands_in_validation_only():
+    """As in the Kaggle file, the single "Other" is unseen in training: the lecture's lesson."""
+    from sklearn.model_selection import train_test_split
+
+    frame = synthetic_stroke()
+    main, test = train_test_split(frame, test_size=0.2, random_state=7)
+    train, val = train_test_split(main, test_size=0.25, random_state=12)
+    counts = [int((part["gender"] == "Other").sum()) for part in (train, val, test)]
+    assert counts == [0, 1, 0]

@@ -1,5 +1,6 @@
-"""The classification demos (iris, stroke, cross-entropy-vs-mse) run on this backend, write
-their figures and summary, and repeat themselves exactly; stroke's bad inputs fail cleanly.
+"""The classification demos' NumPy-seeded runs (--start numpy) and cross-entropy-vs-mse run
+on this backend, write their figures and summary, and repeat themselves exactly; stroke's bad
+inputs fail cleanly. (The lecture's own runs: test_lecture_demos.py.)
 
 They run in quick mode (KCLF_QUICK=1: 30 epochs, patience 5) so the file stays fast.
 """
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.backend
 @pytest.fixture(autouse=True)
 def quick(monkeypatch):
     monkeypatch.setenv("KCLF_QUICK", "1")
+    monkeypatch.setenv("KCLF_START", "numpy")
     monkeypatch.delenv("KCLF_DATA", raising=False)
     monkeypatch.delenv("KCLF_STROKE_CSV", raising=False)
 
@@ -41,6 +43,7 @@ def iris_run(tmp_path_factory):
     """One quick iris run shared by the tests below (each run trains four models)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KCLF_QUICK", "1")
+        patch.setenv("KCLF_START", "numpy")
         out = tmp_path_factory.mktemp("iris")
         return (*execute("iris", out), out)
 
@@ -81,7 +84,7 @@ def test_stroke_synthetic_says_so_everywhere(tmp_path):
     assert results["synthetic"] is True and results["n_rows"] == 5110
     for run in ("plain", "class_weight"):
         for split in ("val", "test"):
-            assert set(results[run][split]) == {"loss", "pr_auc", "roc_auc", "accuracy"}
+            assert set(results[run][split]) == {"loss", "pr_auc", "auc", "accuracy"}
             assert 0 <= results[run][split]["pr_auc"] <= 1
         counts = results[run]["thresholds"]["0.3"]
         assert sum(counts.values()) == 1022
@@ -112,7 +115,9 @@ def test_stroke_data_variable_wins_over_stroke_csv(monkeypatch):
     assert str(module.data_file()) == "a.csv"
 
 
-def test_stroke_bad_file_fails_in_one_line_and_writes_no_figures(tmp_path, monkeypatch):
+@pytest.mark.parametrize("start", ["numpy", "lecture"])
+def test_stroke_bad_file_fails_in_one_line_and_writes_no_figures(start, tmp_path, monkeypatch):
+    monkeypatch.setenv("KCLF_START", start)
     bad = tmp_path / "bad.csv"
     write_stroke_csv(synthetic_stroke(n=50), bad)
     bad.write_text(bad.read_text().replace("id,", "patient,", 1))

@@ -1,0 +1,101 @@
+"""The lecture's published numbers and the table that sets a run's values beside them
+(kclf.demos.published), the start modes' one-line errors, and where compare says two runs
+part (kclf.compare.where_they_part). No keras here."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from kclf import compare
+from kclf.demos import published, start
+from kclf.errors import KclfError
+
+
+def values_from_the_lecture(entries):
+    values = {}
+    for path, _, value in entries:
+        node = values
+        *parents, leaf = path.split("/")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = copy.deepcopy(value)
+    return values
+
+
+@pytest.mark.parametrize("demo", ["iris", "stroke"])
+def test_the_lecture_agrees_with_itself_and_a_changed_number_does_not(demo):
+    entries, _ = published.PUBLISHED[demo]
+    values = values_from_the_lecture(entries)
+    rows = published.check(demo, values)
+    assert all(r["agrees"] for r in rows) and len(rows) == len(entries)
+    path = "fit_500_epochs/evaluate" if demo == "iris" else "class_weight/evaluate_test"
+    changed = published.lookup(values, path)
+    changed[0] *= 1 + 2e-6  # twice the tolerance
+    row = next(r for r in published.check(demo, values) if r["path"] == path)
+    assert not row["agrees"] and row["max_rel_diff"] == pytest.approx(2e-6, rel=1e-3)
+    assert "✗ differs by 2e-06" in published.table([row])
+
+
+def test_printed_decimals_missing_values_and_strings():
+    values = values_from_the_lecture(published.IRIS)
+    values["fit_5_epochs"]["loss"] = [1.35018, 1.28524, 1.23366, 1.19150, 1.15561]
+    values["predict"]["names"] = ["versicolor"] * 3 + ["virginica"]
+    del values["one_hot"]
+    rows = {r["path"]: r for r in published.check("iris", values)}
+    assert rows["fit_5_epochs/loss"]["agrees"]  # the cell prints 4 decimals
+    assert not rows["predict/names"]["agrees"]
+    assert not rows["one_hot/evaluate"]["agrees"] and rows["one_hot/evaluate"]["value"] is None
+    assert published.RTOL == 1e-6
+
+
+def test_unknown_start_is_one_line(monkeypatch):
+    monkeypatch.setenv("KCLF_START", "pytorch")
+    with pytest.raises(KclfError, match="unknown start 'pytorch'; expected one of: lecture, "
+                       "tensorflow, numpy"):
+        start.mode()
+
+
+def test_tensorflow_start_without_tensorflow_says_so_in_one_line(monkeypatch, tmp_path):
+    import kclf.backend
+
+    monkeypatch.setenv("KCLF_CACHE", str(tmp_path))
+    monkeypatch.setattr(kclf.backend, "is_installed", lambda name: name != "tensorflow")
+    with pytest.raises(KclfError) as err:
+        start.ensure("iris", None)
+    message = str(err.value)
+    assert "\n" not in message and "needs TensorFlow" in message
+    assert "pip install 'kclf[tensorflow]'" in message
+
+
+def test_where_they_part_names_the_step_epoch_and_early_stopping():
+    import pandas as pd
+
+    ref = {"values": {"es": {"epochs": 68, "best_epoch": 18}},
+           "histories": {"fit": {"loss": [1.0, 0.5, 0.25, 0.125]}}}
+    other = {"values": {"es": {"epochs": 70, "best_epoch": 18}},
+             "histories": {"fit": {"loss": [1.0, 0.5, 0.2501, 0.13]}}}
+    traces = {"quantities": {"weights": {"first_step": 7, "first_run": "fit"}}}
+    frame = pd.DataFrame({"run": ["fit"] * 2, "step": [6, 7], "epoch": [1, 2]})
+    part = compare.where_they_part(ref, other, traces, frame, compare.LECTURE_START)
+    assert part["steps"]["weights"] == {"run": "fit", "step": 7, "epoch": 3}
+    assert part["histories"] == [{"fit": "fit", "metric": "loss", "epoch": 3,
+                                  "reference": 0.25, "backend": 0.2501}]
+    text = compare.parting_text(part)
+    assert "weights from fit 'fit' step 7 (epoch 3)" in text
+    assert "early stopping decides otherwise: es/epochs 68 vs 70" in text
+    same = compare.where_they_part(ref, ref, {"quantities": {}}, frame, compare.LECTURE_START)
+    assert compare.parting_text(same).startswith("never beyond tolerance; early stopping decides the same")
+
+
+def test_demo_tolerance_depends_on_the_start():
+    assert compare.tolerance_for("iris", start="tensorflow") is compare.LECTURE_START
+    assert compare.tolerance_for("iris", start="numpy") is compare.IRIS
+    assert compare.tolerance_for("stroke", start="lecture") is compare.OWN_DRAWS
+    assert compare.tolerance_for("sgd", start="tensorflow") is compare.DETERMINISTIC
+    tol = compare.LECTURE_START
+    ok = compare.compare_results({"values": {"a": 0.0958622}}, {"values": {"a": 0.0958625}}, tol)
+    bad = compare.compare_results({"values": {"a": 0.0958622}}, {"values": {"a": 0.0958822}}, tol)
+    assert ok["ok"] and not bad["ok"]
+    assert not compare.compare_results({"values": {"epochs": 68}}, {"values": {"epochs": 69}}, tol)["ok"]
+    assert np.isclose(tol.for_path("values/x")[0], 3e-5)
