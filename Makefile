@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.kclf-installed
 BACKENDS := jax tensorflow torch
 JOBS     ?= 2
 
-.PHONY: install test test-fast lint experiments compare bench clean
+.PHONY: install test test-fast lint experiments compare bench clean fixtures
 
 install: $(STAMP)
 
@@ -47,3 +47,8 @@ bench: install
 
 clean:
 	rm -rf results .pytest_cache .ruff_cache *.egg-info
+
+# The TensorFlow lecture runs' initial weights and batch orders shipped for --start tensorflow
+# (kclf/demos/fixtures): remake them after changing the pinned keras or TensorFlow.
+fixtures: install
+	$(PY) -m kclf.demos.start --ship $${KCLF_STROKE_CSV:?set KCLF_STROKE_CSV to the Kaggle stroke CSV}

@@ -162,3 +162,38 @@ def test_replay_agrees_with_tensorflows_lecture_run(iris_replay, backend_name):
     assert values["early_stopping"]["epochs"] == captured["values"]["early_stopping"]["epochs"] == 68
     if backend_name == "tensorflow":  # replaying TensorFlow on TensorFlow: the lecture, exactly
         assert summary["results"]["lecture_agree"] == 13
+
+
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
+                    reason="the capture records TensorFlow's own data pipeline")
+def test_a_captured_fit_replays_bit_for_bit_on_tensorflow(tmp_path):
+    """Capture records the initial weights and each epoch's row order (also the epochs an
+    early stop skipped); Replay, fed those, repeats the fit exactly, with a trace on."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3))
+    y = (x[:, :1] + x[:, 1:2] > 0).astype("int64")
+
+    def fit(starter):
+        keras.utils.set_random_seed(3)
+        model = keras.Sequential([keras.layers.Dense(4, activation="relu"),
+                                  keras.layers.Dense(2, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=2)
+        return starter.fit("small", model, x, y, epochs=12, batch_size=8, validation_split=0.2,
+                           callbacks=[stop], verbose=0).history
+
+    capture = start.Capture()
+    captured = fit(capture)
+    orders = capture.fits[0].orders
+    assert orders.shape == (12, 40)  # 12 epochs of the 40 training rows, however many ran
+    assert (np.sort(orders, axis=1) == np.arange(40)).all()
+    path = tmp_path / "small.npz"
+    start.save(path, capture.fits, {"history": captured})
+    fits, saved = start.load(path)
+    assert saved["history"]["loss"] == captured["loss"]
+    replay = start.Replay(fits)
+    replayed = fit(replay)
+    assert replayed == captured
+    assert replay.traces["small"].steps_recorded == 5 * len(captured["loss"])

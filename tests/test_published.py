@@ -61,8 +61,10 @@ def test_tensorflow_start_without_tensorflow_says_so_in_one_line(monkeypatch, tm
 
     monkeypatch.setenv("KCLF_CACHE", str(tmp_path))
     monkeypatch.setattr(kclf.backend, "is_installed", lambda name: name != "tensorflow")
+    other = tmp_path / "my-stroke.csv"  # no capture is shipped or cached for this file
+    other.write_text("id,stroke\n")
     with pytest.raises(KclfError) as err:
-        start.ensure("iris", None)
+        start.ensure("stroke", other)
     message = str(err.value)
     assert "\n" not in message and "needs TensorFlow" in message
     assert "pip install 'kclf[tensorflow]'" in message
@@ -99,3 +101,14 @@ def test_demo_tolerance_depends_on_the_start():
     assert ok["ok"] and not bad["ok"]
     assert not compare.compare_results({"values": {"epochs": 68}}, {"values": {"epochs": 69}}, tol)["ok"]
     assert np.isclose(tol.for_path("values/x")[0], 3e-5)
+
+
+def test_shipped_captures_are_small_and_found_first(monkeypatch, tmp_path):
+    monkeypatch.setenv("KCLF_CACHE", str(tmp_path))
+    shipped = sorted(start.FIXTURES.glob("*.npz"))
+    assert sum(p.stat().st_size for p in shipped) < 1_000_000
+    iris = start.ensure("iris", None)  # found without TensorFlow and without a cache
+    assert iris.parent == start.FIXTURES and iris in shipped
+    fits, results = start.load(iris)
+    assert [f.label for f in fits][:2] == ["fit_5_epochs", "fit_5_epochs_accuracy"]
+    assert results["values"]["early_stopping"]["epochs"] == 68

@@ -8,8 +8,9 @@ Three modes, chosen with ``kclf run iris --start MODE`` (KCLF_START):
 - ``tensorflow``: every backend starts from the TensorFlow lecture run's initial weights and
   sees its rows in TensorFlow's order, epoch by epoch, with a TrainingTrace on. What is left
   to differ is arithmetic, which ``kclf compare`` diffs step by step. The weights and orders
-  come from one TensorFlow process running the lecture's cells (:func:`capture`), cached in
-  ``$KCLF_CACHE`` (default ``~/.cache/kclf``) per data file and versions.
+  come from one TensorFlow process running the lecture's cells (:class:`Capture`): shipped
+  in ``fixtures/`` for the pinned versions (iris; stroke on the Kaggle file), otherwise made
+  once and cached in ``$KCLF_CACHE`` (default ``~/.cache/kclf``) per data file and versions.
 - ``numpy``: kclf's deterministic runs (NumPy-seeded weights, no shuffling).
 
 How the order is captured: Keras's TensorFlow trainer turns the arrays into a tf.data
@@ -36,6 +37,9 @@ import numpy as np
 from kclf.errors import KclfError
 
 MODES = ("lecture", "tensorflow", "numpy")
+# Captures shipped with kclf (well under 1 MB): iris, and stroke on the Kaggle file, for the
+# pinned keras and TensorFlow (constraints.txt). Remade by `make fixtures`.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 START_ENV = "KCLF_START"
 CACHE_ENV = "KCLF_CACHE"
 FORMAT = 1  # bump when what a capture holds changes
@@ -269,8 +273,12 @@ def load(path: Path) -> tuple[list[FitStart], dict]:
 
 
 def ensure(demo: str, data: Path | None, *, quiet: bool = False) -> Path:
-    """The cached capture for ``demo`` (and data file), made by a TensorFlow process if absent."""
+    """The capture for ``demo`` (and data file): shipped with kclf for the pinned versions
+    (iris; stroke on the Kaggle file), else cached, else made by a TensorFlow process."""
     path = cache_path(demo, data)
+    shipped = FIXTURES / path.name
+    if shipped.exists():
+        return shipped
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -303,9 +311,20 @@ def _capture(demo: str, data: Path | None, path: Path, quiet: bool) -> Path:
 
 
 def _capture_main(argv: list[str]) -> int:
-    """python -m kclf.demos.start DEMO OUT.npz [DATA]: run the demo's cells on TensorFlow."""
+    """python -m kclf.demos.start DEMO OUT.npz [DATA]: run the demo's cells on TensorFlow.
+    python -m kclf.demos.start --ship STROKE_CSV: remake the captures shipped with kclf."""
     from kclf.backend import select_backend
 
+    if argv and argv[0] == "--ship":
+        if len(argv) != 2 or not Path(argv[1]).is_file():
+            print("usage: python -m kclf.demos.start --ship healthcare-dataset-stroke-data.csv",
+                  file=sys.stderr)
+            return 2
+        for old in FIXTURES.glob("*.npz"):
+            old.unlink()
+        for demo, data in (("iris", None), ("stroke", Path(argv[1]))):
+            _capture(demo, data, FIXTURES / cache_path(demo, data).name, quiet=False)
+        return 0
     demo, out = argv[0], Path(argv[1])
     data = Path(argv[2]) if len(argv) > 2 else None
     select_backend("tensorflow")
