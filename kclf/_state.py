@@ -28,8 +28,10 @@ class StateReader:
         return self._where
 
     def read(self) -> list[np.ndarray]:
-        state = getattr(self.model, "_jax_state", None)
-        if state and not getattr(self.model, "_jax_state_synced", True):
+        from kclf._keras_api import jax_state
+
+        state = jax_state(self.model)
+        if state is not None:
             return [np.asarray(state[key][i]) for key, i in self._jax_locations()]
         from keras import ops
 
@@ -67,3 +69,18 @@ def write_slot(buffer, slot, value) -> None:
     else:
         start = (slot,) + (0,) * (len(buffer.shape) - 1)
         buffer.assign(ops.slice_update(buffer.value, start, ops.expand_dims(value, 0)))
+
+
+def pack(values):
+    """One flat float32 tensor of ``values`` (each flattened in C order), inside the step:
+    the packed row that ``write_slot`` stores with a single write."""
+    from keras import backend, ops
+
+    if backend.backend() == "torch":
+        import torch
+
+        with torch.no_grad():
+            flat = [torch.as_tensor(v.value if hasattr(v, "value") and not isinstance(v, torch.Tensor) else v)
+                    .detach().reshape(-1).to(torch.float32) for v in values]
+            return torch.cat(flat)
+    return ops.concatenate([ops.reshape(ops.cast(v, "float32"), (-1,)) for v in values])

@@ -447,23 +447,45 @@ def test_keyboard_interrupt_keeps_the_steps_done_so_far():
 # --- reuse ------------------------------------------------------------------------------------------
 
 
-def test_trace_reused_in_a_second_fit_starts_afresh():
+def test_trace_reused_in_a_second_fit_continues_the_record_with_a_fit_column():
     from kclf.callbacks import TrainingTrace
 
     case = CASES["dense-relu"]
     model = build(case, sgd())
+    initial = model.get_weights()
     trace = TrainingTrace()
     fit_with_trace(model, X, case.y, trace=trace)
-    after_first_fit = model.get_weights()
+    first = trace.to_frame()
 
     fit_with_trace(model, X, case.y, trace=trace)
 
     assert trace.variable_paths == ["hidden_1/kernel", "hidden_1/bias", "output/kernel", "output/bias"]
-    np.testing.assert_array_equal(trace.steps(), np.arange(1, 7))
+    np.testing.assert_array_equal(trace.steps(), np.arange(1, 13))  # the first fit's 6 are kept
     assert trace.diverged_at is None and trace.interrupted is False
-    assert_steps_chain(trace, after_first_fit)
-    assert_sgd_update(trace.to_frame())
+    assert_steps_chain(trace, initial)  # the second fit starts where the first one ended
+    frame = trace.to_frame()
+    assert list(frame.columns) == COLUMNS + ["fit"]
+    np.testing.assert_array_equal(frame.groupby("step").fit.first(), np.repeat([0, 1], 6))
+    np.testing.assert_array_equal(frame.groupby("step").epoch.first(), np.tile(np.repeat([0, 1], 3), 2))
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(frame.query("fit == 0")[COLUMNS].reset_index(drop=True), first)
+    assert_sgd_update(frame)
     assert_matches_reference(trace, case.reference, X, case.y)
+
+
+def test_a_trace_attached_to_another_model_refuses_in_one_line():
+    from kclf.errors import KclfError
+
+    case = CASES["linear-mse"]
+    trace = fit_with_trace(build(case, sgd()), X, case.y)
+    other = build(case, sgd())
+
+    with pytest.raises(KclfError, match="new TrainingTrace") as error:
+        fit_with_trace(other, X, case.y, trace=trace)
+    assert "\n" not in str(error.value)
+    np.testing.assert_array_equal(trace.steps(), np.arange(1, 7))
+    assert kclf_leftovers(other, len(other.optimizer.variables)) == []
 
 
 def kclf_leftovers(model, n_optimizer_variables: int) -> list[str]:

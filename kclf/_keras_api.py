@@ -1,0 +1,170 @@
+"""Every private Keras name the training trace touches, in one place.
+
+TrainingTrace records inside the model's own train step, which public Keras does not
+offer: it wraps three private methods and adds state to the optimizer and the model. The
+names below exist in the Keras versions :func:`check_supported` accepts; a Keras upgrade
+that renames one breaks this module only, and ``check_supported`` says so in one line
+before the trace changes anything on the model.
+
+    Model._compute_loss                 the training loss of the step (keras >= 3.4)
+    Model._metrics                      where the hidden loss recorder is listed
+    Model._jax_state(_synced)           JAX's training state between steps, read by _state.py
+    Optimizer._apply_weight_decay       runs first in every update: the weights before
+    Optimizer._backend_update_step      the gradients applied, the learning rate, weights after
+    Optimizer._track_variable / _untrack_variable
+    LossScaleOptimizer.inner_optimizer  the optimizer that applies unscaled gradients
+    LossScaleOptimizer._stateless_handle_non_finite_grads / _stateful_handle_non_finite_grads
+                                        a step skipped because the scaled gradients overflowed
+"""
+
+from __future__ import annotations
+
+MIN_KERAS = (3, 4, 0)
+
+_MODEL_METHODS = ("_compute_loss",)
+_OPTIMIZER_METHODS = ("_apply_weight_decay", "_backend_update_step", "_track_variable", "_untrack_variable")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    import re
+
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = re.match(r"\d*", piece).group()
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def check_supported() -> None:
+    """Raise a one-line error unless the installed Keras has every name the trace uses."""
+    import keras
+
+    from kclf.errors import KclfError
+
+    found = keras.__version__
+    missing = [f"Model.{n}" for n in _MODEL_METHODS if not hasattr(keras.Model, n)]
+    missing += [f"Optimizer.{n}" for n in _OPTIMIZER_METHODS if not hasattr(keras.optimizers.Optimizer, n)]
+    if _version(found) < MIN_KERAS or missing:
+        need = ".".join(map(str, MIN_KERAS))
+        why = f" (missing {', '.join(missing)})" if missing else ""
+        raise KclfError(f"TrainingTrace needs keras >= {need}; found keras {found}{why}")
+
+
+def applying_optimizer(model):
+    """The optimizer whose update step applies the gradients: the inner one of a
+    LossScaleOptimizer (mixed_float16), which receives the unscaled gradients."""
+    optimizer = model.optimizer
+    while hasattr(optimizer, "inner_optimizer"):
+        optimizer = optimizer.inner_optimizer
+    return optimizer
+
+
+def gradient_accumulation(optimizer):
+    return getattr(optimizer, "gradient_accumulation_steps", None)
+
+
+def patch_optimizer(optimizer, make_weight_decay, make_update_step) -> None:
+    """Wrap the optimizer's weight decay and update step (instance attributes)."""
+    decay, update = optimizer._apply_weight_decay, optimizer._backend_update_step
+    object.__setattr__(optimizer, "_apply_weight_decay", make_weight_decay(decay))
+    object.__setattr__(optimizer, "_backend_update_step", make_update_step(update))
+
+
+def unpatch_optimizer(optimizer) -> None:
+    optimizer.__dict__.pop("_apply_weight_decay", None)
+    optimizer.__dict__.pop("_backend_update_step", None)
+
+
+def track(optimizer, variables) -> None:
+    for v in variables:
+        optimizer._track_variable(v)
+
+
+def untrack(optimizer, variables) -> None:
+    for v in variables:
+        optimizer._untrack_variable(v)
+
+
+def patch_compute_loss(model, on_loss) -> None:
+    """Call ``on_loss(loss)`` with every training step's loss, inside the step."""
+    original = model._compute_loss
+
+    def compute_loss(x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        loss = original(x, y, y_pred, sample_weight, training=training)
+        if training:
+            on_loss(loss)
+        return loss
+
+    object.__setattr__(model, "_compute_loss", compute_loss)
+
+
+def unpatch_compute_loss(model) -> None:
+    model.__dict__.pop("_compute_loss", None)
+
+
+def add_metric(model, metric) -> None:
+    if metric not in model._metrics:
+        model._metrics.append(metric)
+
+
+def remove_metric(model, metric) -> None:
+    if metric in model._metrics:
+        model._metrics.remove(metric)
+
+
+def compile_identity(model) -> tuple:
+    """What a compiled train function depends on besides the variables: a recompile or a
+    new optimizer gives a new identity."""
+    return (id(model.optimizer), id(getattr(model, "_compile_loss", None)),
+            int(getattr(model, "steps_per_execution", 1) or 1), bool(getattr(model, "jit_compile", False)))
+
+
+def jax_state(model):
+    """JAX's training state between steps, or None when the variables hold the values."""
+    state = getattr(model, "_jax_state", None)
+    if state and not getattr(model, "_jax_state_synced", True):
+        return state
+    return None
+
+
+def patch_make_train_function(model, before) -> None:
+    """Call ``before()`` first whenever fit starts: Keras asks for the train function at the
+    start of every fit, traced or not, which tells a trace that its last fit raised."""
+    original = type(model).make_train_function
+
+    def make_train_function(*args, **kwargs):
+        before()
+        return original(model, *args, **kwargs)
+
+    object.__setattr__(model, "make_train_function", make_train_function)
+
+
+def unpatch_make_train_function(model) -> None:
+    model.__dict__.pop("make_train_function", None)
+
+
+def count_skipped_steps(scaler, counter) -> None:
+    """Add 1 to ``counter`` (a variable of the inner optimizer) whenever the loss-scale
+    optimizer skips a step: JAX's stateless path and the others' stateful one."""
+    stateless = scaler._stateless_handle_non_finite_grads
+    stateful = scaler._stateful_handle_non_finite_grads
+
+    def stateless_skip(optimizer_variables, trainable_variables):
+        trainable, new_variables = stateless(optimizer_variables, trainable_variables)
+        new_variables = list(new_variables)
+        i = next(i for i, v in enumerate(scaler.variables) if v is counter)
+        new_variables[i] = new_variables[i] + 1.0
+        return trainable, new_variables
+
+    def stateful_skip(*args, **kwargs):
+        out = stateful(*args, **kwargs)
+        counter.assign_add(1.0)
+        return out
+
+    object.__setattr__(scaler, "_stateless_handle_non_finite_grads", stateless_skip)
+    object.__setattr__(scaler, "_stateful_handle_non_finite_grads", stateful_skip)
+
+
+def uncount_skipped_steps(scaler) -> None:
+    scaler.__dict__.pop("_stateless_handle_non_finite_grads", None)
+    scaler.__dict__.pop("_stateful_handle_non_finite_grads", None)

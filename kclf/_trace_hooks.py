@@ -1,0 +1,191 @@
+"""The device side of TrainingTrace: what it adds to a model's train step.
+
+Each optimizer step writes one packed row (weights before, gradients applied, weights after,
+learning rate) into a ring owned by the optimizer, and the training loss into a ring owned
+by a hidden metric, so JAX's stateless step carries both like any other state. The rings,
+the wrapped methods and the compiled train function stay cached on the model after a fit:
+a later trace of the same variables on the same compiled model reuses them, and the plain
+train function that was there before comes back when the trace is removed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kclf import _keras_api as api
+from kclf._state import StateReader, pack, write_slot
+from kclf.backend import select_backend
+
+select_backend()
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
+
+# Elements kept on the device between host reads: small enough for any model we trace.
+RING_ELEMENTS = 1 << 20
+MAX_RING = 64
+
+
+class LossRecorder(keras.metrics.Metric):
+    """Keeps the last ``ring`` training losses; a metric so JAX carries it as state."""
+
+    def __init__(self, ring: int):
+        super().__init__(name="kclf_trace_loss")
+        self.ring = ring
+        self.losses = self.add_variable(shape=(ring,), initializer="zeros", name="losses")
+        self.count = self.add_variable(shape=(), initializer="zeros", dtype="int32", name="count")
+
+    def update_state(self, loss):
+        slot = ops.mod(self.count.value, self.ring) if self.ring > 1 else None
+        write_slot(self.losses, slot, ops.stop_gradient(loss))
+        self.count.assign_add(1)
+
+    def reset_state(self):
+        pass  # Keras resets metrics every epoch; the ring must survive that.
+
+    def result(self):
+        return {}  # nothing for the progress bar or the logs
+
+
+def ring_size(sizes, steps_per_call: int) -> int:
+    width = 3 * sum(sizes) + 2
+    ring = max(1, min(MAX_RING, RING_ELEMENTS // max(width, 1)))
+    return max(ring - ring % steps_per_call, steps_per_call)
+
+
+class Hooks:
+    """The rings, the wrapped methods and the train functions of one traced model."""
+
+    def __init__(self, model, variables):
+        self.model = model
+        self.optimizer = api.applying_optimizer(model)
+        self.variables = list(variables)
+        self.sizes = [int(np.prod(v.shape)) for v in self.variables]
+        self.steps_per_call = int(getattr(model, "steps_per_execution", 1) or 1)
+        self.ring = ring_size(self.sizes, self.steps_per_call)
+        self.key = (tuple(id(v) for v in self.variables), self.ring, api.compile_identity(model))
+        # A row: before, gradients, after, learning rate, and how many steps a loss-scale
+        # optimizer had skipped by then (the loss lives in the metric's ring).
+        width = 3 * sum(self.sizes) + 2
+        self.rows = self.optimizer.add_variable(shape=(self.ring, width), dtype="float32", name="kclf_rows")
+        self.skips = self.optimizer.add_variable(shape=(), dtype="float32", name="kclf_skipped_steps")
+        self.scaler = model.optimizer if model.optimizer is not self.optimizer else None
+        api.untrack(self.optimizer, [self.rows, self.skips])
+        self.loss = LossRecorder(self.ring)
+        self.reader = None
+        self.traced_function = None  # the compiled train function with the hooks
+        self.plain_function = None  # the one that was there before
+        self.installed = False
+        self.owner = None  # the TrainingTrace recording through these hooks
+
+    # -- what runs inside the step -----------------------------------------------------------
+    def _weight_decay(self, original):
+        watched, before = {id(v) for v in self.variables}, self._before
+
+        def apply_weight_decay(trainable_variables):
+            # The weights before the step: decay changes them before the update proper.
+            before.clear()
+            before.update({id(v): _snapshot(v) for v in trainable_variables if id(v) in watched})
+            original(trainable_variables)
+
+        return apply_weight_decay
+
+    def _update_step(self, original):
+        optimizer, ring, variables, before = self.optimizer, self.ring, self.variables, self._before
+
+        def update_step(grads, trainable_variables, learning_rate):
+            by_id = {id(v): g for g, v in zip(grads, trainable_variables)}
+            starts = [before.get(id(v)) for v in variables]
+            starts = [_snapshot(v) if s is None else s for s, v in zip(starts, variables)]
+            slot = ops.mod(optimizer.iterations, ring) if ring > 1 else None
+            original(grads, trainable_variables, learning_rate)
+            row = pack(starts + [by_id[id(v)] for v in variables] + [v.value for v in variables]
+                       + [learning_rate, self.skips.value])
+            write_slot(self.rows, slot, row)
+            before.clear()
+
+        return update_step
+
+    # -- putting it on and taking it off ------------------------------------------------------
+    def install(self) -> None:
+        """Put the hooks on; the cached traced train function when the model has one."""
+        model, optimizer = self.model, self.optimizer
+        self._before = {}
+        api.track(optimizer, [self.rows, self.skips])
+        api.patch_optimizer(optimizer, self._weight_decay, self._update_step)
+        if self.scaler is not None:
+            api.count_skipped_steps(self.scaler, self.skips)
+        api.patch_compute_loss(model, self.loss.update_state)
+        api.add_metric(model, self.loss)
+        api.patch_make_train_function(model, self._fit_starts)
+        self.reader = StateReader(model, [self.rows, self.loss.losses, self.loss.count, optimizer.iterations])
+        self.plain_function = model.train_function
+        model.train_function = self.traced_function  # None: fit compiles the traced one
+        self.installed = True
+
+    def uninstall(self) -> None:
+        """Take the hooks off, keep the traced function, restore the plain one."""
+        if not self.installed:
+            return
+        model, optimizer = self.model, self.optimizer
+        self.traced_function = model.train_function
+        api.untrack(optimizer, [self.rows, self.skips])
+        api.unpatch_optimizer(optimizer)
+        if self.scaler is not None:
+            api.uncount_skipped_steps(self.scaler)
+        api.unpatch_compute_loss(model)
+        api.remove_metric(model, self.loss)
+        api.unpatch_make_train_function(model)
+        model.train_function = self.plain_function
+        self.installed = False
+
+    def _fit_starts(self) -> None:
+        # A fit is starting while the owner still records: its last fit raised.
+        if self.owner is not None and self.owner.recording:
+            self.owner.end_fit(interrupted=True)
+
+    def read(self):
+        """(rows ring, loss ring, loss count, optimizer iterations) as NumPy."""
+        rows, losses, count, iterations = self.reader.read()
+        return rows, losses, int(count), int(iterations)
+
+    def start(self) -> int:
+        """Align the rings for a fit: returns the optimizer's iteration count, where both
+        the loss count and the row slots start; the skipped-step count starts at 0."""
+        iterations = int(ops.convert_to_numpy(self.optimizer.iterations))
+        self.loss.count.assign(iterations)
+        self.skips.assign(0.0)
+        return iterations
+
+
+def _snapshot(variable):
+    """The variable's current value, kept: torch updates parameters in place, and a
+    TensorFlow variable is read where the value is used unless read now."""
+    value = variable.value
+    name = keras.backend.backend()
+    if name == "torch":
+        return value.detach().clone()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return tf.identity(value)
+    return value
+
+
+def hooks_for(model, variables) -> Hooks:
+    """Installed hooks recording ``variables``: the model's cached ones when they record the
+    same variables with the same ring and compile, else new ones (one recompile)."""
+    cached = model.__dict__.get("_kclf_trace_hooks")
+    key = (tuple(id(v) for v in variables),
+           ring_size([int(np.prod(v.shape)) for v in variables], int(getattr(model, "steps_per_execution", 1) or 1)),
+           api.compile_identity(model))
+    if cached is not None:
+        if cached.owner is not None and cached.owner.recording:
+            cached.owner.end_fit(interrupted=True)  # its fit raised: it ends here
+        cached.uninstall()
+        if cached.key != key:
+            cached = None
+    if cached is None:
+        cached = Hooks(model, variables)
+        object.__setattr__(model, "_kclf_trace_hooks", cached)
+    cached.install()
+    return cached
