@@ -19,6 +19,8 @@ from kclf.models import compile_model, linear_regression
 NAME = "bgd"
 DESCRIPTION = "The slides' two BGD iterations: per-observation tables, mean gradient = Keras's gradient"
 SLIDE = "Batch gradient descent (BGD): first and second iteration"
+POSITION = 70  # in the lecture's order (kclf list, kclf compare)
+TOLERANCE = "deterministic"
 
 LEARNING_RATE = 0.1
 ITERATIONS = 2

@@ -15,6 +15,8 @@ from kclf import plots
 NAME = "cross-entropy-vs-mse"
 DESCRIPTION = "The penalties (1 - p)^2 and -log p for p in (0, 1]: why classification uses cross-entropy"
 SLIDE = "Loss functions: cross-entropy vs squared error"
+POSITION = 50  # in the lecture's order (kclf list, kclf compare)
+TOLERANCE = "deterministic"
 
 WHY = (
     "Cross-entropy is the loss for classification because it is the negative log-likelihood "

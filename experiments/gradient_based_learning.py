@@ -24,6 +24,8 @@ from kclf.scalar import autodiff_gradient, fit_parameters, minimise
 NAME = "gradient-based-learning"
 DESCRIPTION = "The demo's f(x) = (x/100)^2 sin(x/5) minimised by SGD from x = 50 and others; gradient checked 3 ways"
 SLIDE = "Gradient-based learning (the 'make a guess / show derivatives' demo)"
+POSITION = 100  # in the lecture's order (kclf list, kclf compare)
+TOLERANCE = "deterministic"
 
 LEARNING_RATE = 20.0
 STEPS = 40

@@ -26,6 +26,8 @@ from kclf.scalar import minimise
 NAME = "gradient-descent-pitfalls"
 DESCRIPTION = "Local minimum, global minimum and plateau from 3 starts; too small and too large learning rates as steps"
 SLIDE = "Gradient descent pitfalls; Learning rates (too small, too large)"
+POSITION = 110  # in the lecture's order (kclf list, kclf compare)
+TOLERANCE = "deterministic"
 
 VARIABLE = "x/theta"
 LEARNING_RATE = 20.0

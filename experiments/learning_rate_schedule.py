@@ -27,6 +27,8 @@ from kclf.models import compile_model, linear_regression
 NAME = "learning-rate-schedule"
 DESCRIPTION = "Geron's Fig. 11-8 measured: too low, too high (diverges), high (plateaus), just right, start high then reduce (ends lowest)"
 SLIDE = "Learning rate schedule (Geron Fig. 11-8: five learning curves)"
+POSITION = 130  # in the lecture's order (kclf list, kclf compare)
+TOLERANCE = "deterministic"  # its diverging run: NaN at the same place agrees
 
 N = 100
 EPOCHS = 20

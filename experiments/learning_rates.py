@@ -21,6 +21,8 @@ from kclf.models import compile_model, linear_regression
 NAME = "learning-rates"
 DESCRIPTION = "Too small, about right, too large (diverges) and a decaying schedule; rate per step recorded"
 SLIDE = "Learning rate and learning rate schedule"
+POSITION = 90  # in the lecture's order (kclf list, kclf compare)
+TOLERANCE = "deterministic"  # its diverging run: NaN at the same place agrees
 
 EPOCHS = 20
 BATCH_SIZE = 10

@@ -16,6 +16,8 @@ from kclf.models import logistic_regression
 NAME = "logistic-forward"
 DESCRIPTION = "Dense+sigmoid forward pass on the slides' 3 rows: z = Xw + b, y_hat = sigmoid(z)"
 SLIDE = "Logistic regression: multiple observations, matrix notation"
+POSITION = 30  # in the lecture's order (kclf list, kclf compare)
+TOLERANCE = "deterministic"
 
 W = np.array([[1.0], [2.0]])
 B = np.array([-10.0])

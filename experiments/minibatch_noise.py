@@ -25,6 +25,8 @@ from kclf.scalar import fit_parameters
 NAME = "minibatch-noise"
 DESCRIPTION = "Full-batch GD stays in a local minimum; mini-batch SGD escapes it in a fraction of 24 NumPy-seeded orders"
 SLIDE = "Mini-batch gradient descent: 'the noise helps us jump out of local minima'"
+POSITION = 120  # in the lecture's order (kclf list, kclf compare)
+TOLERANCE = "deterministic"
 
 N_DATA = 256
 TILT_MEAN = 0.5

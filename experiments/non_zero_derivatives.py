@@ -34,6 +34,8 @@ from kclf.runner import atomic_write
 NAME = "non-zero-derivatives"
 DESCRIPTION = "Accuracy as a loss: zero or no gradient per backend; a dead ReLU unit stays dead, leaky_relu recovers; dead units at a large rate"
 SLIDE = "We need non-zero derivatives (accuracy as a loss; the dead ReLU problem)"
+POSITION = 140  # in the lecture's order (kclf list, kclf compare)
+TOLERANCE = "non-zero-derivatives"
 
 START = ([[0.1], [-0.2]], [0.0])
 ACC_STEPS = 10

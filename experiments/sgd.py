@@ -20,6 +20,8 @@ from kclf.models import compile_model, linear_regression
 NAME = "sgd"
 DESCRIPTION = "The slides' two SGD steps on linear regression: theta1 = (0.5, 0.1), theta2 = (2.732, 0.348)"
 SLIDE = "Stochastic gradient descent (SGD): first and second iteration"
+POSITION = 60  # in the lecture's order (kclf list, kclf compare)
+TOLERANCE = "deterministic"
 
 LEARNING_RATE = 0.01
 

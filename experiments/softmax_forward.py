@@ -16,6 +16,8 @@ from kclf.models import softmax_regression
 NAME = "softmax-forward"
 DESCRIPTION = "Dense+softmax forward pass on the slides' 3 rows: Z = XW + b, A = Softmax(Z)"
 SLIDE = "Using a softmax output: multiple observations, matrix notation"
+POSITION = 40  # in the lecture's order (kclf list, kclf compare)
+TOLERANCE = "deterministic"
 
 W = np.array([[1.0, 3.0], [2.0, 4.0]])
 B = np.array([-10.0, -20.0])

@@ -21,7 +21,10 @@ NAME = "stroke"
 DESCRIPTION = "Stroke prediction (Kaggle CSV via --data, else synthetic): the lecture's cells, Dense(32, 16) + sigmoid, PR-AUC early stopping, class weights; every printed number vs the lecture"
 SLIDE = "Demonstration: binary classification (stroke prediction)"
 START_MODES = ("lecture", "tensorflow", "numpy")
+POSITION = 20  # in the lecture's order (kclf list, kclf compare)
+TOLERANCE = {"numpy": "stroke", "tensorflow": "lecture-start", "lecture": "own-draws"}
 DATA_VARIABLES = ("KCLF_DATA", "KCLF_STROKE_CSV")  # KCLF_DATA is what kclf run --data sets
+DATA_CHECK = "kclf.demo_data:load_stroke_csv"  # checks a --data file before anything runs
 
 
 def data_file():

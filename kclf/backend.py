@@ -32,7 +32,13 @@ _PACKAGES = {
 
 
 class BackendError(KclfError):
-    """The requested backend is unknown, not installed, or not the one Keras runs on."""
+    """The requested backend is not installed, or not the one Keras runs on."""
+
+
+class UnknownBackend(BackendError):
+    """A name that is not a backend: a usage error (exit 2), like any other bad option."""
+
+    exit_code = 2
 
 
 def pip_extra(name: str) -> str:
@@ -41,11 +47,11 @@ def pip_extra(name: str) -> str:
 
 def validate_name(name: str) -> str:
     """Return the canonical backend name or raise naming the valid ones."""
-    canonical = name.strip().lower()
+    canonical = str(name).strip().lower()
     if canonical == "pytorch":
         canonical = "torch"
     if canonical not in BACKENDS:
-        raise BackendError(
+        raise UnknownBackend(
             f"unknown backend {name!r}; expected one of: {', '.join(BACKENDS)}"
         )
     return canonical
@@ -69,11 +75,12 @@ def package_version(name: str) -> str | None:
 def select_backend(name: str | None = None) -> str:
     """Make ``name`` (or $KERAS_BACKEND, default "tensorflow") the Keras backend.
 
-    Must run before ``import keras``. Raises BackendError when the name is unknown,
+    Must run before ``import keras``. An empty ``name`` is unknown, not the default.
+    Raises BackendError when the name is unknown (UnknownBackend, exit 2),
     the backend's package is missing (naming the pip extra), or keras was already
     imported with a different backend.
     """
-    requested = name or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    requested = name if name is not None else (os.environ.get("KERAS_BACKEND") or "tensorflow")
     backend = validate_name(requested)
     if not is_installed(backend):
         raise BackendError(

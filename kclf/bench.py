@@ -31,7 +31,6 @@ import os
 import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kclf import procs
 from kclf.backend import BACKENDS, is_installed, select_backend, validate_name, versions
 from kclf.errors import KclfError
 from kclf.runner import atomic_write, to_jsonable
@@ -446,21 +446,8 @@ def machine_details() -> dict:
 
 def _spawn(argv: list[str], tag: str, log_path: Path) -> tuple[int, str]:
     """Run ``python -m kclf bench ARGV``; forward its ``bench[...]`` lines, log everything."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
-    cmd = [sys.executable, "-m", "kclf", "bench", *argv]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    tail: list[str] = []
-    with open(log_path, "w") as log, subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    ) as proc:
-        for line in proc.stdout:
-            log.write(line)
-            tail = (tail + [line.rstrip()])[-15:]
-            if line.startswith("bench["):
-                sys.stderr.write(line)
-                sys.stderr.flush()
-        code = proc.wait()
-    return code, "\n".join(tail)
+    return procs.run_logged(procs.kclf_command("bench", *argv), log_path,
+                            forward=lambda line: line.startswith("bench["))
 
 
 def _run_child(argv: list[str], tag: str, out: Path) -> dict:
@@ -595,12 +582,9 @@ def render_table(payload: dict) -> str:
 
 def _backend_list(text: str) -> list[str]:
     try:
-        names = [validate_name(n) for n in text.split(",") if n.strip()]
+        return procs.parse_backends(text, option="")  # argparse names the option
     except KclfError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list among {', '.join(BACKENDS)}")
-    return list(dict.fromkeys(names))
 
 
 def _positive(text: str) -> int:

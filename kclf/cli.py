@@ -1,8 +1,9 @@
 """The ``kclf`` command: list, run, info, compare and bench.
 
 Errors are one line on stderr and a non-zero exit, never a traceback:
-1 for a failure, 2 for a usage error (unknown experiment or option), 3 for a run
-that diverged, 130 for Ctrl-C.
+1 for a failure, 2 for a usage error (unknown experiment, backend or option; an --out,
+--data or --backend that cannot work, checked before anything runs), 3 for a run that
+diverged, 130 for Ctrl-C. kclf compare: 1 also when backends differ.
 """
 
 from __future__ import annotations
@@ -50,9 +51,22 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _check_data(info, data: str | None) -> None:
+    """--data before anything runs: an experiment that reads one, a readable file that its
+    DATA_CHECK accepts."""
+    from kclf import registry
+    from kclf.compare.cli import check_data
+
+    if data is None:
+        return
+    check_data(data, [info.name], False)
+    registry.check_data(info, data)
+
+
 def _cmd_run(args) -> int:
     from kclf import registry
-    from kclf.backend import select_backend, versions
+    from kclf.backend import select_backend, validate_name, versions
+    from kclf.fsio import StagedFolder
 
     info = registry.get(args.name)  # unknown names fail before any backend import
     if args.start:
@@ -61,8 +75,12 @@ def _cmd_run(args) -> int:
                        else "no --start (it has one start only)")
             raise UsageError(f"--start {args.start}: experiment {info.name!r} takes {offered}")
         os.environ["KCLF_START"] = args.start
-    backend = select_backend(args.backend)
+    if args.backend is not None:
+        validate_name(args.backend)  # a bad name is a usage error before the data is read
+    _check_data(info, args.data)
+    backend = select_backend(args.backend)  # sets KERAS_BACKEND; keras is not imported yet
     out = Path(args.out) if args.out else Path("results") / info.name / backend
+    staged = StagedFolder(out)  # --out is checked here, before anything trains
     if not args.json:
         v = versions(backend)
         print(f"# {info.name} — {info.description}")
@@ -71,7 +89,8 @@ def _cmd_run(args) -> int:
         print(f"# backend: {backend} {v[backend]} (keras {v['keras']})")
     from kclf import runner
 
-    summary, code = runner.execute(lambda: registry.load(info), backend, out, json_mode=args.json)
+    summary, code = runner.execute(lambda: registry.load(info), backend, out, json_mode=args.json,
+                                   staged=staged)
     if args.json:
         payload = {k: summary[k] for k in ("experiment", "backend", "versions", "results", "trace")}
         payload["status"] = summary["status"]

@@ -169,6 +169,9 @@ def _numeric(path: Path, column: str, text: pd.Series) -> pd.Series:
         at = bad.idxmax()
         raise _fail(path, f"value {text[at]!r} on line {_line(at)}", expected, column)
     if column in STROKE_MAY_BE_MISSING:
+        if gap.all():  # the mean imputation has nothing to average: the feature would vanish
+            raise _fail(path, f"no values at all (every one of {len(text)} rows is missing)",
+                        "a number in at least one row", column)
         return values.astype("float64")
     return values.astype("int64")
 

@@ -13,15 +13,17 @@ from identical values.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kclf.backend import select_backend
+if TYPE_CHECKING:
+    import keras
 
-select_backend()
-import keras  # noqa: E402
+# Keras is imported inside each factory, not here: importing kclf.models neither imports
+# keras nor picks a backend (kclf.backend.select_backend, or KERAS_BACKEND, does that).
 
-Weights = tuple[Sequence, Sequence] | None
+Weights = "tuple[Sequence, Sequence] | None"
 
 
 def _glorot_uniform(rng: np.random.Generator, fan_in: int, fan_out: int) -> np.ndarray:
@@ -59,6 +61,8 @@ def _as_weights(weights, n_features: int, units: int) -> list[np.ndarray]:
 def _single_dense(
     n_features: int, units: int, activation: str | None, weights, seed: int | None, name: str
 ) -> keras.Model:
+    import keras
+
     _check_positive("n_features", n_features)
     _check_positive("units", units)
     inputs = keras.Input(shape=(n_features,), name="x")
@@ -94,6 +98,9 @@ def softmax_regression(
     seed: int | None = None,
 ) -> keras.Model:
     """Dense(n_classes, softmax): Ŷ = Softmax(XW + b); the logits Z when from_logits."""
+    if not isinstance(n_classes, (int, np.integer)) or isinstance(n_classes, bool) or n_classes < 2:
+        raise ValueError(f"n_classes must be an integer >= 2 (for 2 classes, softmax over 2 units "
+                         f"or logistic_regression); received {n_classes!r}")
     activation = None if from_logits else "softmax"
     return _single_dense(n_features, n_classes, activation, weights, seed, "softmax_regression")
 
@@ -101,7 +108,7 @@ def softmax_regression(
 def dense_classifier(
     n_features: int,
     n_classes: int,
-    hidden: Sequence[int] = (30,),
+    hidden: Sequence[int] | int = (30,),
     activation: str = "relu",
     *,
     from_logits: bool = False,
@@ -109,11 +116,21 @@ def dense_classifier(
 ) -> keras.Model:
     """Hidden Dense layers, then 1 sigmoid unit (2 classes) or n_classes softmax units.
 
-    Layers are named hidden_1, hidden_2, ... and output.
+    Layers are named hidden_1, hidden_2, ... and output. ``hidden``: units per hidden
+    layer, or one integer for a single hidden layer.
     """
+    import keras
+
     _check_positive("n_features", n_features)
-    if not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
+    if not isinstance(n_classes, (int, np.integer)) or isinstance(n_classes, bool) or n_classes < 2:
         raise ValueError(f"n_classes must be an integer >= 2; received {n_classes!r}")
+    if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
+        hidden = (hidden,)
+    try:
+        hidden = tuple(hidden)
+    except TypeError:
+        raise ValueError(f"hidden must be a sequence of positive integers (or one); received "
+                         f"{hidden!r}") from None
     for units in hidden:
         _check_positive("hidden units", units)
     out_units = 1 if n_classes == 2 else n_classes
@@ -145,6 +162,8 @@ TASKS = ("regression", "binary", "sparse", "categorical")
 def loss_for(task: str, *, from_logits: bool = False) -> keras.losses.Loss:
     """The slides' loss table: regression → MSE; binary → binary cross-entropy;
     multi-class → sparse (integer labels) or categorical (one-hot) cross-entropy."""
+    import keras
+
     if task == "regression":
         return keras.losses.MeanSquaredError()
     if task == "binary":

@@ -3,6 +3,14 @@
 kclf is installed editable (``pip install -e .``, which ``make install`` does), so the
 experiments/ folder beside the kclf package is found from the checkout. Another folder
 can be named with the KCLF_EXPERIMENTS variable.
+
+Each experiment declares, next to its NAME: DESCRIPTION, SLIDE, POSITION (its place in the
+lecture's order, an integer; kclf list and compare follow it) and TOLERANCE (how kclf
+compare judges it: a name in kclf.compare.tolerances.NAMED, or a dict from --start mode to
+a name); optionally START_MODES, DATA_VARIABLES (it reads a data file: --data is for it)
+and DATA_CHECK ("module:function" that checks a --data file before anything runs). They
+are read with ``ast``, without importing the script (no keras import). A script without
+POSITION or TOLERANCE, or two at the same POSITION, is an error.
 """
 
 from __future__ import annotations
@@ -25,6 +33,10 @@ class ExperimentInfo:
     slide: str
     path: Path
     starts: tuple[str, ...] = ()  # --start modes it offers (START_MODES); the first is the default
+    position: int = 0
+    tolerance: str | dict = "deterministic"
+    reads_data: bool = False
+    data_check: str | None = None
 
 
 def experiments_dir() -> Path:
@@ -33,9 +45,12 @@ def experiments_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "experiments"
 
 
+_STRINGS = ("NAME", "DESCRIPTION", "SLIDE", "DATA_CHECK")
+_LITERALS = ("START_MODES", "POSITION", "TOLERANCE", "DATA_VARIABLES")
+
+
 def _constants(path: Path) -> dict:
-    """Read NAME, DESCRIPTION, SLIDE (strings) and START_MODES (a tuple of strings) without
-    importing the script (no keras import)."""
+    """The declarations (_STRINGS, _LITERALS) without importing the script."""
     tree = ast.parse(path.read_text(), filename=str(path))
     found = {}
     for node in tree.body:
@@ -43,52 +58,59 @@ def _constants(path: Path) -> dict:
             target = node.targets[0]
             if not isinstance(target, ast.Name):
                 continue
-            if target.id in ("NAME", "DESCRIPTION", "SLIDE"):
+            if target.id in _STRINGS:
                 if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
                     found[target.id] = node.value.value
-            elif target.id == "START_MODES":
-                found["START_MODES"] = tuple(str(v) for v in ast.literal_eval(node.value))
+            elif target.id in _LITERALS:
+                try:
+                    found[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    raise KclfError(f"{path}: {target.id} is not a literal; expected a constant "
+                                    "(a string, number, tuple or dict)") from None
     return found
 
 
+def _info(path: Path, consts: dict) -> ExperimentInfo:
+    missing = [k for k in ("POSITION", "TOLERANCE") if k not in consts]
+    if missing:
+        raise KclfError(f"{path}: no {' and no '.join(missing)} next to NAME; expected e.g. "
+                        'POSITION = 15 and TOLERANCE = "deterministic" (see kclf.registry)')
+    tolerance = consts["TOLERANCE"]
+    if not (isinstance(tolerance, str) or (isinstance(tolerance, dict) and tolerance
+                                           and all(isinstance(v, str) for v in tolerance.values()))):
+        raise KclfError(f"{path}: TOLERANCE {tolerance!r}; expected a tolerance name or a dict "
+                        "from --start mode to one")
+    if not isinstance(consts["POSITION"], int) or isinstance(consts["POSITION"], bool):
+        raise KclfError(f"{path}: POSITION {consts['POSITION']!r}; expected an integer")
+    return ExperimentInfo(
+        consts["NAME"], consts.get("DESCRIPTION", ""), consts.get("SLIDE", ""), path,
+        tuple(str(v) for v in consts.get("START_MODES", ())), consts["POSITION"], tolerance,
+        bool(consts.get("DATA_VARIABLES")), consts.get("DATA_CHECK"),
+    )
+
+
 def discover() -> dict[str, ExperimentInfo]:
-    """All experiments, in the order the lecture presents them (ORDER), then by name."""
+    """All experiments, in their declared POSITION (the lecture's order)."""
     folder = experiments_dir()
     if not folder.is_dir():
         raise KclfError(
             f"experiments folder {folder} not found; install kclf editable from a checkout "
             f"(make install) or set {EXPERIMENTS_ENV}"
         )
-    found = {}
+    found: dict[str, ExperimentInfo] = {}
     for path in sorted(folder.glob("*.py")):
         if path.name.startswith("_"):
             continue
         consts = _constants(path)
         if "NAME" in consts:
-            found[consts["NAME"]] = ExperimentInfo(
-                consts["NAME"], consts.get("DESCRIPTION", ""), consts.get("SLIDE", ""), path,
-                consts.get("START_MODES", ()),
-            )
-    order = {name: i for i, name in enumerate(ORDER)}
-    return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
-
-
-ORDER = (
-    "iris",
-    "stroke",
-    "logistic-forward",
-    "softmax-forward",
-    "cross-entropy-vs-mse",
-    "sgd",
-    "bgd",
-    "minibatch",
-    "learning-rates",
-    "gradient-based-learning",
-    "gradient-descent-pitfalls",
-    "minibatch-noise",
-    "learning-rate-schedule",
-    "non-zero-derivatives",
-)
+            found[consts["NAME"]] = _info(path, consts)
+    at: dict[int, str] = {}
+    for info in found.values():
+        if info.position in at:
+            raise KclfError(f"{info.path}: POSITION {info.position} is also {at[info.position]!r}'s; "
+                            "expected one experiment per position")
+        at[info.position] = info.name
+    return dict(sorted(found.items(), key=lambda kv: kv[1].position))
 
 
 def get(name: str) -> ExperimentInfo:
@@ -109,3 +131,18 @@ def load(info: ExperimentInfo | str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def check_data(info: ExperimentInfo, path: str | Path) -> None:
+    """Run the experiment's DATA_CHECK on ``path`` (no keras import): a bad file fails here,
+    before anything trains, as a usage error naming the file."""
+    from kclf.errors import UsageError
+
+    if not info.data_check:
+        return
+    module_name, _, function = info.data_check.partition(":")
+    check = getattr(importlib.import_module(module_name), function)
+    try:
+        check(path)
+    except KclfError as exc:
+        raise UsageError(f"--data: {exc}") from None

@@ -3,7 +3,7 @@
 Built from kclf.compare's data as a list of blocks (headings, paragraphs, tables,
 figures), rendered once as Markdown and once as one self-contained HTML page (images
 inlined as base64, readable offline). Everything is rendered in memory first and then
-written with kclf.runner.atomic_write while Ctrl-C waits, so an interrupted compare
+written with kclf.fsio.atomic_write while Ctrl-C waits, so an interrupted compare
 leaves the previous report or a whole new one, never a torn file.
 """
 
@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
-import json
-import math
 import re
 import signal
 import threading
@@ -21,23 +18,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from kclf.backend import BACKENDS
-from kclf.runner import atomic_write
+from kclf.compare.figures import Figure, make_figures
+from kclf.fsio import atomic_write
+from kclf.jsonio import dumps
 
 TIMING_NOTE = (
     "start-up: the run's process time outside the experiment (interpreter, imports, writing "
     "outputs); first step: tracing/compilation included, summed over the experiment's training "
     "runs; steady: steps per second after each run's first step; total: the process's wall time."
 )
-MAX_RUNS_PLOTTED = 6
-MAX_WEIGHT_SERIES = 8
-
-
-@dataclass
-class Figure:
-    path: str  # relative to the report folder
-    caption: str
-    png: bytes
 
 
 @dataclass
@@ -63,125 +52,6 @@ def _first_step(q: dict) -> str:
     if q.get("first_step") is None:
         return "—"
     return f"{q['first_run']!r} step {q['first_step']}"
-
-
-# -- figures --------------------------------------------------------------------------------
-def _color(backend: str) -> str:
-    return f"C{BACKENDS.index(backend)}" if backend in BACKENDS else "C3"
-
-
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.set_layout_engine("constrained")  # keeps the suptitle off the panel titles
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _run_labels(frames: dict) -> list[str]:
-    labels: dict[str, None] = {}
-    for frame in frames.values():
-        labels.update(dict.fromkeys(frame["run"]))
-    return list(labels)[:MAX_RUNS_PLOTTED]
-
-
-def loss_figure(name: str, frames: dict) -> bytes:
-    """Loss per step, one line per backend, one panel per training run."""
-    from kclf import plots
-
-    labels = _run_labels(frames)
-    fig, axes = plots.subplots(1, len(labels), f"{name}: loss per step",
-                               size=(max(4.5 * len(labels), 6), 3.4))
-    for ax, label in zip(axes[0], labels):
-        values = []
-        for i, (backend, frame) in enumerate(frames.items()):
-            rows = frame[frame["run"] == label].drop_duplicates("step")
-            ax.plot(rows["step"], rows["loss"], color=_color(backend), label=backend,
-                    linestyle=("-", "--", ":")[i % 3], marker="." if len(rows) < 60 else None)
-            values += [v for v in rows["loss"] if math.isfinite(v)]
-        if values and min(values) > 0 and max(values) > 100 * min(values):
-            ax.set_yscale("log")  # a diverging run or a steep first step would flatten the rest
-        ax.set(title=label, xlabel="step", ylabel="loss")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-    return _png(fig)
-
-
-def weights_figure(name: str, frames: dict) -> bytes:
-    """weight_after per step, one panel per backend, one line per (run, variable, index)."""
-    from kclf import plots
-
-    fig, axes = plots.subplots(1, len(frames), f"{name}: weights per step",
-                               size=(4.5 * len(frames), 3.4))
-    for ax, (backend, frame) in zip(axes[0], frames.items()):
-        several = frame["run"].nunique() > 1
-        keys = frame[["run", "variable", "index"]].drop_duplicates().head(MAX_WEIGHT_SERIES)
-        for run, variable, index in keys.itertuples(index=False):
-            rows = frame[(frame["run"] == run) & (frame["variable"] == variable) & (frame["index"] == index)]
-            label = f"{run}: " * several + f"{variable}[{index}]"
-            ax.plot(rows["step"], rows["weight_after"], label=label)
-        ax.set(title=backend, xlabel="step", ylabel="weight after the step")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="x-small")
-    return _png(fig)
-
-
-def difference_figure(name: str, experiment: dict) -> bytes | None:
-    """Max |difference| against the reference per step, log scale, one panel per run."""
-    from kclf import plots
-
-    pairs = {b: p for b, p in experiment["pairs"].items() if p.get("traces") and p["traces"].get("per_step")}
-    if not pairs:
-        return None
-    labels: dict[str, None] = {}
-    for pair in pairs.values():
-        labels.update(dict.fromkeys(pair["traces"]["per_step"]))
-    labels = list(labels)[:MAX_RUNS_PLOTTED]
-    fig, axes = plots.subplots(1, len(labels), f"{name}: max |difference| vs {experiment['reference']} "
-                               "per step (exact zeros leave gaps)", size=(max(4.5 * len(labels), 7), 3.6))
-    atols = sorted({q["atol"] for pair in pairs.values() for q in pair["traces"]["quantities"].values()})
-    for ax, label in zip(axes[0], labels):
-        steps, nonzero = [], False
-        for backend, pair in pairs.items():
-            series = pair["traces"]["per_step"].get(label)
-            if not series:
-                continue
-            steps += series["step"]
-            nonzero = nonzero or any(v for q in ("weights", "gradients", "loss") for v in series[q])
-            for quantity, marker in (("weights", "o"), ("gradients", "^"), ("loss", "s")):
-                # NaN (a gap) for 0 and for missing values: a log axis cannot show 0.
-                ys = [v if v else math.nan for v in series[quantity]]
-                ax.plot(series["step"], ys, color=_color(backend), marker=marker, markersize=2.5,
-                        linewidth=0.6, alpha=0.8, label=f"{backend} {quantity}")
-        for atol in atols:
-            ax.axhline(atol, color="grey", linewidth=0.8, linestyle="-.", label=f"atol {atol:g}")
-        if not nonzero:
-            ax.text(0.5, 0.5, "identical to the reference\nat every step", transform=ax.transAxes,
-                    ha="center", va="center")
-        if steps and min(steps) < max(steps):
-            ax.set_xlim(min(steps), max(steps))
-        ax.set_yscale("log")
-        ax.set(title=label, xlabel="step", ylabel="max |difference|")
-        ax.grid(True, alpha=0.3)
-    axes[0][0].legend(fontsize="x-small")
-    return _png(fig)
-
-
-def make_figures(name: str, experiment: dict, frames: dict) -> list[Figure]:
-    if not frames:
-        return []
-    stem = "figures/" + re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-    figures = [
-        Figure(f"{stem}-loss.png", "loss per step, one line per backend", loss_figure(name, frames)),
-        Figure(f"{stem}-weights.png", "weight trajectories per backend", weights_figure(name, frames)),
-    ]
-    diff = difference_figure(name, experiment)
-    if diff is not None:
-        figures.append(Figure(f"{stem}-difference.png",
-                              f"max |difference| against {experiment['reference']} per step (log scale)", diff))
-    return figures
 
 
 # -- blocks -----------------------------------------------------------------------------------
@@ -293,7 +163,7 @@ def build_blocks(data: dict, figures: dict[str, list[Figure]]) -> list[tuple[str
         if failed:
             blocks.append(("h3", "Failures"))
             for backend, run in failed.items():
-                logs = f" (logs: {run['dir']}/stderr.log, stdout.log)" if run["returncode"] is not None else ""
+                logs = f" (logs: {run['dir']}.stderr.log, .stdout.log)" if run["returncode"] is not None else ""
                 blocks.append(("p", f"{backend}: {run['status']}" + (f": {run['error']}" if run["error"] else "")
                                + logs))
                 if run["stderr_tail"]:
@@ -376,19 +246,6 @@ def render_html(blocks, incomplete: bool) -> str:
     return "\n".join(parts)
 
 
-def _strict(value):
-    """JSON has no NaN or inf: comparison.json writes them as the strings "nan", "inf", "-inf"."""
-    if isinstance(value, dict):
-        return {str(k): _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if hasattr(value, "item"):  # NumPy scalars
-        return _strict(value.item())
-    return value
-
-
 @contextmanager
 def _ctrl_c_waits():
     """Hold Ctrl-C while the files are renamed into place, then raise it."""
@@ -413,7 +270,7 @@ def write(out: Path, data: dict, frames: dict) -> Path:
     blocks = build_blocks(data, figures)
     markdown = render_markdown(blocks)
     page = render_html(blocks, incomplete=not data["complete"])
-    payload = json.dumps(_strict(data), indent=1, allow_nan=False)
+    payload = dumps(data, indent=1)  # kclf.jsonio's rule: NaN, inf, -inf as "nan", "inf", "-inf"
     with _ctrl_c_waits():
         for figs in figures.values():
             for fig in figs:

@@ -3,7 +3,8 @@
 An experiment (a file in experiments/) defines ``NAME``, ``DESCRIPTION``, ``SLIDE`` and
 ``run(ctx: Run) -> dict``. It prints through ``ctx.table``/``ctx.print``, saves figures
 with ``ctx.figure`` and attaches its TrainingTraces with ``ctx.attach``; kclf writes
-summary.json (and trace.csv) into the output folder, atomically.
+summary.json (and trace.csv) into a fresh folder and swaps it in for the output folder
+when the run ends (kclf.fsio.StagedFolder): the folder holds one run's files only.
 
 A user's own script can produce the same files for ``kclf compare`` with :func:`save`:
 
@@ -15,68 +16,32 @@ A user's own script can produce the same files for ``kclf compare`` with :func:`
 from __future__ import annotations
 
 import io
-import json
-import math
 import os
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kclf.errors import KclfError, TrainingDiverged
+from kclf.fsio import StagedFolder, atomic_write
+from kclf.jsonio import dumps, to_jsonable
+
+__all__ = ["Run", "execute", "save", "atomic_write", "to_jsonable"]
 
 PROCESS_START = time.perf_counter()
 OUT_ENV = "KCLF_OUT"
 
 
-def to_jsonable(value: Any) -> Any:
-    """NumPy arrays and scalars → lists and floats; NaN/inf → None (JSON has neither)."""
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if hasattr(value, "numpy"):
-        return to_jsonable(np.asarray(value))
-    return value
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename: readers never see a torn file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is for others to read too
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class Run:
     """One experiment on one backend: its printing, figures, traces and output folder."""
 
-    def __init__(self, name: str, backend: str, out: Path | str, *, json_mode: bool = False):
+    def __init__(self, name: str, backend: str, out: Path | str, *, json_mode: bool = False,
+                 shown: Path | str | None = None):
         self.name = name
         self.backend = backend
-        self.out = Path(out)
+        self.out = Path(out)  # where files go now (the fresh folder, swapped in at the end)
+        self.shown = Path(shown or out)  # where they will be: what the printed paths say
         self.json_mode = json_mode
         self.traces: dict[str, Any] = {}
         self.figures: list[str] = []
@@ -114,7 +79,7 @@ class Run:
         path = self.out / filename
         atomic_write(path, buf.getvalue())
         self.figures.append(filename)
-        self.print(f"figure: {path}")
+        self.print(f"figure: {self.shown / filename}")
         return path
 
     def attach(self, trace, label: str = "main", *, expect_divergence: bool = False) -> None:
@@ -157,16 +122,16 @@ def write_outputs(
     timing: dict | None = None,
     trace_frame=None,
 ) -> dict:
-    """Write trace.csv and summary.json into run.out; return the summary (without trace)."""
-    if trace_frame is not None:
-        atomic_write(run.out / "trace.csv", trace_frame.to_csv(index=False))
+    """Write trace.csv and summary.json into run.out; return the summary (without trace).
+
+    Everything is turned into text first: a result JSON cannot hold fails before any file."""
     summary = {
         "experiment": run.name,
         "backend": run.backend,
         "versions": versions_for(run.backend),
         "status": status,
         "error": error,
-        "results": to_jsonable(results),
+        "results": to_jsonable(results, "results"),
         "figures": run.figures,
         "traces": {
             label: {
@@ -179,7 +144,10 @@ def write_outputs(
         },
         "timing": to_jsonable(timing or {}),
     }
-    atomic_write(run.out / "summary.json", json.dumps(summary, indent=2))
+    text = dumps(summary, indent=2)
+    if trace_frame is not None:
+        atomic_write(run.out / "trace.csv", trace_frame.to_csv(index=False))
+    atomic_write(run.out / "summary.json", text)
     return summary
 
 
@@ -197,38 +165,53 @@ def _stdout_to_stderr(enabled: bool):
         sys.stdout = saved
 
 
-def execute(module, backend: str, out: Path, *, json_mode: bool = False) -> tuple[dict, int]:
-    """Run an experiment (a module, or a callable returning one), write its outputs,
-    return (summary, exit code).
+def execute(module, backend: str, out: Path, *, json_mode: bool = False,
+            staged: StagedFolder | None = None) -> tuple[dict, int]:
+    """Run an experiment (a module, or a callable returning one), write its outputs into a
+    fresh folder and swap it in for ``out``; return (summary, exit code).
 
     Whatever was recorded before an interrupt, a divergence or a crash is still written.
+    ``staged``: the fresh folder, when the caller made it already (kclf run does, to check
+    --out before anything runs).
     """
-    if callable(module):
+    staged = staged or StagedFolder(out)
+    try:
+        if callable(module):
+            with _stdout_to_stderr(json_mode):
+                module = module()
+        run = Run(module.NAME, backend, staged.path, json_mode=json_mode, shown=out)
+        started = time.perf_counter()
+        status, error, code, results = "ok", None, 0, {}
         with _stdout_to_stderr(json_mode):
-            module = module()
-    run = Run(module.NAME, backend, out, json_mode=json_mode)
-    started = time.perf_counter()
-    status, error, code, results = "ok", None, 0, {}
-    with _stdout_to_stderr(json_mode):
-        try:
-            results = module.run(run) or {}
-        except KeyboardInterrupt:
-            status, error, code = "interrupted", "interrupted by the user (Ctrl-C)", 130
-        except KclfError as exc:
-            status, error, code = "failed", str(exc), exc.exit_code
-        except Exception as exc:  # a crash still leaves a summary and one line, not a traceback
-            status, error, code = "failed", f"{type(exc).__name__}: {exc}", 1
-        diverged = run.unexpected_divergence()
-        if diverged and status == "ok":
-            label, step = diverged
-            exc = TrainingDiverged(f"training run {label!r} diverged at step {step} (loss or gradient NaN/inf)")
-            status, error, code = "diverged", str(exc), exc.exit_code
-        timing = {
-            "startup_s": started - PROCESS_START,
-            "experiment_s": time.perf_counter() - started,
-        }
-        frame = run.trace_frame()
-        summary = write_outputs(run, results, status=status, error=error, timing=timing, trace_frame=frame)
+            try:
+                results = module.run(run) or {}
+            except KeyboardInterrupt:
+                status, error, code = "interrupted", "interrupted by the user (Ctrl-C)", 130
+            except KclfError as exc:
+                status, error, code = "failed", str(exc), exc.exit_code
+            except Exception as exc:  # a crash still leaves a summary and one line, not a traceback
+                status, error, code = "failed", f"{type(exc).__name__}: {exc}", 1
+            diverged = run.unexpected_divergence()
+            if diverged and status == "ok":
+                label, step = diverged
+                exc = TrainingDiverged(f"training run {label!r} diverged at step {step} (loss or gradient NaN/inf)")
+                status, error, code = "diverged", str(exc), exc.exit_code
+            timing = {
+                "startup_s": started - PROCESS_START,
+                "experiment_s": time.perf_counter() - started,
+            }
+            frame = run.trace_frame()
+            try:
+                summary = write_outputs(run, results, status=status, error=error, timing=timing,
+                                        trace_frame=frame)
+            except KclfError as exc:  # results JSON cannot hold: say so, keep the rest
+                status, error, code = "failed", str(exc), exc.exit_code
+                summary = write_outputs(run, {}, status=status, error=error, timing=timing,
+                                        trace_frame=frame)
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
     rows = frame.to_dict(orient="records") if (json_mode and frame is not None) else []
     summary["trace"] = to_jsonable(rows)
     return summary, code
@@ -238,23 +221,30 @@ def save(results: dict, trace=None, *, out: str | Path | None = None, name: str 
     """Write a user script's results (and TrainingTrace) where ``kclf compare`` reads them.
 
     ``out`` defaults to $KCLF_OUT (set by kclf compare) or results/<script name>/<backend>/.
+    The folder is replaced whole, and only once everything could be written.
     """
     import keras
 
     backend = keras.backend.backend()
     name = name or Path(sys.argv[0]).stem
     out = Path(out or os.environ.get(OUT_ENV) or Path("results") / name / backend)
-    run = Run(name, backend, out)
-    if trace is not None:
-        run.attach(trace)
-    diverged = run.unexpected_divergence()
-    status = "diverged" if diverged else "ok"
-    write_outputs(
-        run,
-        results,
-        trace_frame=run.trace_frame(),
-        status=status,
-        error=f"diverged at step {diverged[1]}" if diverged else None,
-        timing={"startup_s": None, "experiment_s": time.perf_counter() - PROCESS_START},
-    )
+    staged = StagedFolder(out)
+    try:
+        run = Run(name, backend, staged.path, shown=out)
+        if trace is not None:
+            run.attach(trace)
+        diverged = run.unexpected_divergence()
+        status = "diverged" if diverged else "ok"
+        write_outputs(
+            run,
+            results,
+            trace_frame=run.trace_frame(),
+            status=status,
+            error=f"diverged at step {diverged[1]}" if diverged else None,
+            timing={"startup_s": None, "experiment_s": time.perf_counter() - PROCESS_START},
+        )
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
     return out

@@ -58,6 +58,22 @@ def test_backend_error_is_a_kclf_error_with_exit_code_1():
     assert BackendError.exit_code == 1
 
 
+def test_an_unknown_backend_is_a_usage_error_and_empty_is_unknown(monkeypatch):  # issue 12, failure 9
+    from kclf.backend import UnknownBackend
+
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    with pytest.raises(UnknownBackend, match="unknown backend ''") as caught:
+        select_backend("")  # not the default: an empty name was given
+    assert caught.value.exit_code == 2
+
+
+def test_importing_kclf_models_selects_no_backend(tmp_path):  # issue 12: no import side effect
+    code = ("import os, sys; os.environ.pop('KERAS_BACKEND', None); import kclf.models; "
+            "print('keras' in sys.modules, os.environ.get('KERAS_BACKEND'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "None"], done.stderr
+
+
 @pytest.mark.parametrize("name", ["jax", "tensorflow", "torch"])
 def test_select_backend_sets_keras_backend(name):
     assert select_backend(name) == name

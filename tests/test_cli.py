@@ -55,6 +55,8 @@ def fake_experiments(tmp_path):
         "chatty.py": """
             import math
             NAME = "chatty"
+            POSITION = 1
+            TOLERANCE = "deterministic"
             DESCRIPTION = "prints through ctx and print(), returns a NaN"
             def run(ctx):
                 ctx.print("through ctx")
@@ -64,6 +66,8 @@ def fake_experiments(tmp_path):
         "refuses.py": """
             from kclf.errors import KclfError
             NAME = "refuses"
+            POSITION = 2
+            TOLERANCE = "deterministic"
             DESCRIPTION = "raises a KclfError"
             def run(ctx):
                 ctx.print("started")
@@ -71,6 +75,8 @@ def fake_experiments(tmp_path):
             """,
         "crashes.py": """
             NAME = "crashes"
+            POSITION = 3
+            TOLERANCE = "deterministic"
             DESCRIPTION = "raises an error that is not a KclfError"
             def run(ctx):
                 raise ValueError("weights kernel has shape (3, 1); expected (2, 1)")
@@ -101,7 +107,7 @@ def test_list_names_and_the_experiments_folder_variable(fake_experiments):
     done = kclf("list", "--names", KCLF_EXPERIMENTS=str(fake_experiments))
     assert done.returncode == 0, done.stderr
     # Scripts starting with _ and scripts without NAME are not experiments.
-    assert done.stdout.split() == ["chatty", "crashes", "refuses"]
+    assert done.stdout.split() == ["chatty", "refuses", "crashes"]  # by POSITION
 
 
 def test_list_and_info_do_not_import_keras(capsys):
@@ -170,7 +176,7 @@ def test_json_mode_keeps_stdout_to_one_json_object(fake_experiments, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
-    assert payload["results"] == {"value": 1.5, "missing": None, "items": [1, 2]}
+    assert payload["results"] == {"value": 1.5, "missing": "nan", "items": [1, 2]}
     assert payload["status"] == "ok" and "error" not in payload
     assert "through ctx" in done.stderr and "through print" in done.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -254,3 +260,86 @@ def test_run_softmax_forward_prints_the_slides_table(tmp_path):
         summary["results"]["A"], [[0.982, 0.018], [0.018, 0.982], [6.14e-06, 1.0]], rtol=2e-3
     )
     assert (tmp_path / "softmax.png").stat().st_size > 0
+
+
+# --- issue 12: arguments checked before anything runs; one run's files per folder ---------
+
+
+def test_a_run_replaces_its_folder_whole(fake_experiments, tmp_path):  # failures 4 and 13
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "trace.csv").write_text("from an earlier run\n")
+    (out / "old.png").write_bytes(b"")
+    done = kclf("run", "refuses", "--backend", "jax", "--out", str(out), KCLF_EXPERIMENTS=str(fake_experiments))
+    assert done.returncode == 1
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]  # nothing of the older run
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
+
+
+def test_out_is_checked_before_anything_runs(fake_experiments, tmp_path):  # failure 6
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine\n")
+    for out, says in ((a_file, f"{a_file} is a file, not a folder"),
+                      (a_file / "sub", f"{a_file / 'sub'}: {a_file} is a file, not a folder"),
+                      (Path("/proc/x"), "/proc/x: /proc cannot be written")):
+        done = kclf("run", "chatty", "--backend", "jax", "--out", str(out), KCLF_EXPERIMENTS=str(fake_experiments))
+        assert done.returncode == 2, done.stderr
+        line = assert_one_line_error(done)
+        assert f"--out {says}" in line and "expected a folder" in line
+        assert "through ctx" not in done.stdout
+    assert a_file.read_text() == "mine\n"
+
+
+def test_an_empty_backend_is_a_usage_error(fake_experiments):  # failure 9
+    done = kclf("run", "chatty", "--backend", "", KCLF_EXPERIMENTS=str(fake_experiments), KERAS_BACKEND="jax")
+    assert done.returncode == 2
+    assert "unknown backend ''" in assert_one_line_error(done)
+    done = kclf("run", "chatty", "--backend", "mxnet", KCLF_EXPERIMENTS=str(fake_experiments))
+    assert done.returncode == 2
+
+
+def test_data_for_an_experiment_that_reads_none_is_a_usage_error(fake_experiments, tmp_path):  # failure 10
+    data = tmp_path / "x.csv"
+    data.write_text("a\n1\n")
+    done = kclf("run", "chatty", "--data", str(data), "--out", str(tmp_path / "o"),
+                KCLF_EXPERIMENTS=str(fake_experiments))
+    assert done.returncode == 2
+    assert f"--data {data}: chatty reads no data file" in assert_one_line_error(done)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_bad_stroke_csv_fails_before_training_and_keeps_the_folder(tmp_path):  # failures 12 and 13
+    from kclf.demo_data import synthetic_stroke, write_stroke_csv
+
+    frame = synthetic_stroke(50)
+    frame["bmi"] = np.nan  # every bmi "N/A": the feature would silently vanish
+    data = write_stroke_csv(frame, tmp_path / "no_bmi.csv")
+    out = tmp_path / "good"
+    out.mkdir()
+    for name in ("summary.json", "trace.csv", "roc.png"):
+        (out / name).write_text("a good run\n")
+    done = kclf("run", "stroke", "--backend", "jax", "--data", str(data), "--out", str(out))
+    assert done.returncode == 2
+    line = assert_one_line_error(done)
+    assert "column 'bmi': no values at all" in line and str(data) in line
+    assert done.stdout == ""  # nothing ran
+    assert sorted(p.name for p in out.iterdir()) == ["roc.png", "summary.json", "trace.csv"]
+    assert (out / "summary.json").read_text() == "a good run\n"
+
+
+def test_results_json_cannot_hold_fail_the_run_in_one_line(tmp_path):  # failure 16, through kclf run
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "odd.py").write_text(textwrap.dedent("""
+        NAME = "odd"
+        POSITION = 1
+        TOLERANCE = "deterministic"
+        def run(ctx):
+            return {"ids": {3, 1, 2}, "inf": float("inf"), "object": object()}
+        """))
+    out = tmp_path / "out"
+    done = kclf("run", "odd", "--backend", "jax", "--out", str(out), KCLF_EXPERIMENTS=str(folder))
+    assert done.returncode == 1
+    assert "results/object: a object cannot be written as JSON" in assert_one_line_error(done)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["results"] == {}

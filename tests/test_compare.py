@@ -21,6 +21,7 @@ from kclf.compare import (
     compare_results,
     compare_traces,
     diffs,
+    runs,
 )
 
 FAKE_SCRIPT = """
@@ -49,8 +50,14 @@ FAKE_SCRIPT = """
         csv.writer(fh).writerows([["run", "step", "epoch", "batch", "variable", "index", "weight_before",
                                    "gradient", "weight_after", "loss", "learning_rate"], *rows])
     timing = {"first_step_s": 0.5, "steps_per_s": 100.0, "total_s": 0.59, "steps": 10}
-    summary = {"experiment": "fake", "backend": backend, "versions": {}, "status": "ok", "error": None,
-               "results": {"final_w": w, "losses": losses, "label": "setosa", "missing": None},
+    if plan == "truncate":
+        with open(os.path.join(out, "trace.csv"), "w") as fh:
+            fh.write("")
+    results = {"final_w": w, "losses": losses, "label": "setosa", "missing": None}
+    if plan.startswith("result="):  # written the way kclf.jsonio writes +inf, -inf and NaN
+        results["final"] = plan[7:]
+    summary = {"experiment": "fake", "backend": "jax" if plan == "on-jax" else backend, "versions": {},
+               "status": "ok", "error": None, "results": results,
                "figures": [], "timing": {"startup_s": None, "experiment_s": 0.6},
                "traces": {"main": {"steps": 10, "diverged_at": None, "interrupted": False, "timing": timing}}}
     with open(os.path.join(out, "summary.json"), "w") as fh:
@@ -235,7 +242,7 @@ def test_a_run_past_the_timeout_is_stopped_and_failed(fake_script, tmp_path, mon
 
 
 def test_an_interrupted_compare_writes_a_report_marked_incomplete(fake_script, tmp_path, monkeypatch):
-    start, calls = compare._start, []
+    start, calls = runs._start, []
 
     def start_then_ctrl_c(*args):
         calls.append(args)
@@ -243,7 +250,7 @@ def test_an_interrupted_compare_writes_a_report_marked_incomplete(fake_script, t
             raise KeyboardInterrupt
         return start(*args)
 
-    monkeypatch.setattr(compare, "_start", start_then_ctrl_c)
+    monkeypatch.setattr(runs, "_start", start_then_ctrl_c)
     code, data, exp = run_compare(fake_script, tmp_path / "r")
     assert code == 130 and data["interrupted"] and not data["complete"]
     assert exp["verdict"] == "incomplete"
@@ -261,7 +268,7 @@ def test_unknown_names_and_bad_options_are_usage_errors(tmp_path, capsys):
     assert cli.main(["compare", "no-such-experiment", "--out", str(tmp_path)]) == 2
     assert "unknown experiment 'no-such-experiment'" in capsys.readouterr().err
     assert cli.main(["compare", "logistic-forward", "--jobs", "0", "--out", str(tmp_path)]) == 2
-    assert cli.main(["compare", "logistic-forward", "--backends", "theano", "--out", str(tmp_path)]) == 1
+    assert cli.main(["compare", "logistic-forward", "--backends", "theano", "--out", str(tmp_path)]) == 2
     assert not (tmp_path / "comparison.json").exists()
 
 
@@ -285,3 +292,116 @@ def test_small_experiments_agree_across_the_three_backends(tmp_path):
         assert [r["status"] for r in exp["runs"].values()] == ["ok"] * 3
     assert data["experiments"]["sgd"]["pairs"]["torch"]["traces"]["ok"]
     assert (out / "figures" / "sgd-difference.png").is_file()
+
+
+# -- issue 12: robustness -------------------------------------------------------------------------
+def test_a_run_on_another_backend_than_asked_fails(fake_script, tmp_path, monkeypatch):  # failure 2
+    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"torch": "on-jax"}, monkeypatch=monkeypatch)
+    assert code == 1 and exp["verdict"] == "failed"
+    assert exp["runs"]["torch"]["status"] == "failed"
+    assert "ran on 'jax', not on 'torch'" in exp["runs"]["torch"]["error"]
+    assert "torch" not in exp["pairs"]
+
+
+@pytest.mark.parametrize("a, b", [("inf", "-inf"), ("nan", "inf"), ("-inf", "nan")])
+def test_infinities_and_nan_stay_distinct(fake_script, tmp_path, monkeypatch, a, b):  # failure 3
+    plan = {"tensorflow": f"result={a}", "jax": f"result={a}", "torch": f"result={b}"}
+    code, data, exp = run_compare(fake_script, tmp_path / "r", plan=plan, monkeypatch=monkeypatch)
+    assert code == 1 and exp["verdict"] == "differ"
+    assert exp["pairs"]["jax"]["verdict"] == "agree"  # the same non-finite value agrees
+    assert "result final" in exp["pairs"]["torch"]["where"]
+
+
+def test_compare_results_reads_the_json_rule():  # failure 3
+    assert not compare_results({"x": "inf"}, {"x": "-inf"}, DETERMINISTIC)["ok"]
+    assert compare_results({"x": "-inf"}, {"x": "-inf"}, DETERMINISTIC)["ok"]
+    assert not compare_results({"x": "nan"}, {"x": 1.0}, DETERMINISTIC)["ok"]
+    assert compare_results({"x": None}, {"x": "nan"}, DETERMINISTIC)["ok"]  # older files: null was NaN
+
+
+def test_a_second_compare_into_the_same_out_is_refused_while_the_first_runs(fake_script, tmp_path, capsys):  # 8
+    from kclf.fsio import FolderLock
+
+    out = tmp_path / "r"
+    with FolderLock(out, "kclf compare"):
+        assert cli.main(["compare", str(fake_script), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is writing there now" in err and f"pid {__import__('os').getpid()}" in err
+    assert not (out / "runs").exists() and not (out / "report.html").exists()
+    assert cli.main(["compare", str(fake_script), "--out", str(out)]) == 0  # the lock is released
+
+
+def test_reuse_of_names_not_in_the_folder_keeps_the_report(fake_script, tmp_path, capsys):  # failure 11
+    out = tmp_path / "r"
+    assert cli.main(["compare", str(fake_script), "--out", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert cli.main(["compare", "sgd", "--reuse", "--out", str(out)]) == 2
+    assert "--reuse: no runs of sgd in" in capsys.readouterr().err
+    assert (out / "report.html").read_text() == page
+
+
+def test_a_truncated_trace_fails_its_run_naming_the_file(fake_script, tmp_path, monkeypatch):  # failure 11
+    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"torch": "truncate"}, monkeypatch=monkeypatch)
+    assert code == 1 and exp["verdict"] == "failed"
+    error = exp["runs"]["torch"]["error"]
+    assert error.startswith(str(tmp_path / "r" / "runs" / "my_script" / "torch" / "trace.csv"))
+    assert "not a readable trace" in error
+    assert exp["pairs"]["jax"]["verdict"] == "agree"
+
+
+def exit_code(argv: list[str]) -> int:
+    """cli.main's exit code, also when argparse exits (its usage errors)."""
+    try:
+        return cli.main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
+def test_bad_backends_are_usage_errors_in_compare_and_bench(tmp_path, capsys):  # failure 9
+    for argv in (["compare", "sgd", "--backends", "theano"], ["compare", "sgd", "--backends", ","],
+                 ["bench", "--backends", "theano"], ["bench", "--backends", ""]):
+        assert exit_code([*argv, "--out", str(tmp_path / "o")]) == 2, argv
+        assert "theano" in capsys.readouterr().err or "theano" not in argv
+    assert not (tmp_path / "o").exists()
+
+
+def test_data_for_an_experiment_that_reads_none_is_a_usage_error(tmp_path, capsys):  # failure 10
+    data = tmp_path / "x.csv"
+    data.write_text("a\n1\n")
+    assert cli.main(["compare", "sgd", "--data", str(data), "--out", str(tmp_path / "o")]) == 2
+    assert "sgd reads no data file; expected an experiment that does (stroke)" in capsys.readouterr().err
+    assert cli.main(["compare", "stroke", "--data", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_runs_start_longest_first_and_progress_shows_the_time_left(fake_script, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "r"
+    assert cli.main(["compare", str(fake_script), "--out", str(out), "--backends", "jax,tensorflow,torch"]) == 0
+    for backend, wall in (("jax", 1.0), ("tensorflow", 3.0), ("torch", 2.0)):  # as if measured last time
+        path = out / "runs" / "my_script" / f"{backend}.outcome.json"
+        path.write_text(json.dumps(dict(json.loads(path.read_text()), wall_s=wall)))
+    started, start = [], runs._start
+    monkeypatch.setattr(runs, "_start", lambda t, b, *a: started.append(b) or start(t, b, *a))
+    capsys.readouterr()
+    assert cli.main(["compare", str(fake_script), "--out", str(out), "--backends", "jax,tensorflow,torch"]) == 0
+    assert started == ["tensorflow", "torch", "jax"]
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[")]
+    assert "left]" in lines[0] and "left]" not in lines[-1]
+
+
+def test_every_experiment_declares_a_known_tolerance_under_every_start():
+    from kclf import registry
+
+    for name in registry.discover():
+        for start in compare.START_MODES:
+            assert isinstance(compare.tolerance_for(name, start=start), Tolerance)
+
+
+def test_a_missing_declaration_is_an_error(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mine.py").write_text('NAME = "mine"\nPOSITION = 1\n')
+    monkeypatch.setenv("KCLF_EXPERIMENTS", str(tmp_path))
+    assert cli.main(["list"]) == 1
+    assert "mine.py: no TOLERANCE next to NAME" in capsys.readouterr().err
+    (tmp_path / "mine.py").write_text('NAME = "mine"\nPOSITION = 1\nTOLERANCE = "loose"\n')
+    assert cli.main(["compare", "mine", "--out", str(tmp_path / "o")]) == 1
+    assert "TOLERANCE 'loose' under --start tensorflow: expected one of deterministic" in capsys.readouterr().err

@@ -247,3 +247,10 @@ def test_synthetic_other_gender_lands_in_validation_only():
     train, val = train_test_split(main, test_size=0.25, random_state=12)
     counts = [int((part["gender"] == "Other").sum()) for part in (train, val, test)]
     assert counts == [0, 1, 0]
+
+
+def test_a_column_that_is_all_na_is_refused(tmp_path, frame):  # issue 12, failure 12
+    all_na = frame.head(40).copy()
+    all_na["bmi"] = np.nan
+    path = write_stroke_csv(all_na, tmp_path / "no_bmi.csv")
+    assert "column 'bmi': no values at all (every one of 40 rows is missing); expected a number" in error(path)

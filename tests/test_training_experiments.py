@@ -70,3 +70,38 @@ def test_minibatch_runs_take_one_step_per_batch(backend_name, tmp_path):
     assert steps == {"SGD (batch 1)": 1000, "mini-batch (10)": 100, "BGD (batch 100)": 10}
     for r in results.values():
         assert r["final_full_mse"] < 2.0  # all three approach the minimum (noise variance 1)
+
+
+# -- issue 12: what an interrupted or failing save keeps -------------------------------------------
+def test_minibatch_keeps_the_steps_of_a_fit_interrupted_by_ctrl_c(backend_name, tmp_path, monkeypatch):  # 4
+    import keras
+    import pandas as pd
+
+    fit = keras.Model.fit
+
+    def fit_then_ctrl_c(self, *args, **kwargs):  # the first fit runs whole, then Ctrl-C
+        fit(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "fit", fit_then_ctrl_c)
+    out = tmp_path / "minibatch"
+    summary, code = runner.execute(registry.load("minibatch"), backend_name, out)
+    assert code == 130 and summary["status"] == "interrupted"
+    trace = pd.read_csv(out / "trace.csv")
+    assert set(trace["run"]) == {"SGD (batch 1)"} and trace["step"].max() == 1000  # 100 points x 10 epochs
+
+
+def test_save_writes_nothing_unless_everything_can_be_written(backend_name, tmp_path):  # failure 16
+    import json
+
+    from kclf.jsonio import NotJsonable
+
+    out = tmp_path / "mine"
+    runner.save({"ids": {2, 1}, "low": -np.inf}, out=out, name="mine")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["results"] == {"ids": [1, 2], "low": "-inf"} and summary["backend"] == backend_name
+    before = (out / "summary.json").read_text()
+    with pytest.raises(NotJsonable, match="results/s/0: a set of mixed types cannot be written as JSON"):
+        runner.save({"s": [{1, "a"}]}, out=out, name="mine")
+    assert (out / "summary.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]  # no half-written folder beside it

@@ -1,0 +1,66 @@
+"""``kclf compare``: run each experiment once per backend and diff the runs step by step.
+
+Every run is its own process with KERAS_BACKEND set before keras is imported. Each
+backend is then aligned against the first one listed (the reference): the traces on
+(run, step, variable, index) for weights, gradients and loss, and the results leaf by
+leaf. The verdict per experiment is agree, differ (and where) or failed.
+
+    kclf compare sgd bgd --backends jax,torch --jobs 2
+    kclf compare path/to/my_script.py        # a script that calls kclf.runner.save
+
+Exit code: 0 when every requested run agrees, 1 when one differs or failed, 2 for a
+usage error, 130 when interrupted (the partial report is written, marked INCOMPLETE).
+This package does not import keras: the runs do, in their own processes.
+The parts: tolerances (when numbers agree, declared by each experiment), diff (numbers,
+results, traces), runs (the processes), verdict (per experiment and overall), cli.
+"""
+
+from kclf.compare.cli import DEFAULT_OUT, add_arguments, main
+from kclf.compare.diff import compare_results, compare_traces, diffs, flatten, read_trace
+from kclf.compare.runs import (
+    DEFAULT_TIMEOUT_S,
+    RunOutcome,
+    Target,
+    execute,
+    resolve_backends,
+    resolve_targets,
+    reuse,
+)
+from kclf.compare.tolerances import (
+    DEFAULT_START,
+    DETERMINISTIC,
+    IRIS,
+    LECTURE_START,
+    LONG_TRAINING,
+    NAMED,
+    NON_ZERO_DERIVATIVES,
+    OWN_DRAWS,
+    START_MODES,
+    STROKE,
+    Tolerance,
+    tolerance_for,
+)
+from kclf.compare.verdict import (
+    build,
+    compare_experiment,
+    compare_pair,
+    parting_text,
+    run_timing,
+    where_they_part,
+)
+
+__all__ = [
+    "DEFAULT_OUT", "DEFAULT_START", "DEFAULT_TIMEOUT_S", "DETERMINISTIC", "IRIS", "LECTURE_START",
+    "LONG_TRAINING", "NAMED", "NON_ZERO_DERIVATIVES", "OWN_DRAWS", "START_MODES", "STROKE",
+    "RunOutcome", "Target", "Tolerance", "add_arguments", "build", "compare_experiment",
+    "compare_pair", "compare_results", "compare_traces", "diffs", "execute", "flatten", "main",
+    "parting_text", "read_trace", "resolve_backends", "resolve_targets", "reuse", "run_timing",
+    "tolerance_for", "where_they_part",
+]
+
+
+def __getattr__(attr: str):
+    """TOLERANCES and START_TOLERANCES: the experiments' declarations, read when asked for."""
+    from kclf.compare import tolerances
+
+    return getattr(tolerances, attr)

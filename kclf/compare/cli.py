@@ -1,0 +1,124 @@
+"""``kclf compare``'s command line: options, progress with the time left, the summary lines."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from kclf.compare.runs import (
+    DEFAULT_TIMEOUT_S,
+    RunOutcome,
+    execute,
+    resolve_backends,
+    resolve_targets,
+    reuse,
+)
+from kclf.compare.tolerances import DEFAULT_START, START_MODES, tolerance_for
+from kclf.compare.verdict import build
+from kclf.errors import KclfError, UsageError
+from kclf.fsio import FolderLock, usable_folder
+
+DEFAULT_OUT = Path("results") / "compare"
+
+def add_arguments(parser) -> None:
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help="experiments (see kclf list), 'all' (the default), or a script path "
+                        "that saves with kclf.runner.save")
+    parser.add_argument("--backends", help="comma-separated, first is the reference "
+                        "(default: jax,tensorflow,torch; those not installed are skipped)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="report folder (default: results/compare/)")
+    parser.add_argument("--jobs", "-j", type=int, default=1, help="runs in parallel (default 1)")
+    parser.add_argument("--rtol", type=float, help="one relative tolerance for every number "
+                        "(default: each experiment's TOLERANCE declaration)")
+    parser.add_argument("--atol", type=float, help="one absolute tolerance for every number "
+                        "(default: the table's)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                        help=f"seconds per run before it counts as failed (default {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument("--reuse", action="store_true", help="diff the runs an earlier compare left "
+                        "in --out again (e.g. after changing a tolerance) instead of running them")
+    parser.add_argument("--data", help="data file for experiments that read one (stroke: the Kaggle CSV)")
+    parser.add_argument("--start", choices=START_MODES, default=DEFAULT_START,
+                        help="where the demos (iris, stroke) start: tensorflow (default) = every "
+                        "backend from the TensorFlow lecture run's initial weights and batch order, "
+                        "diffed step by step; numpy = NumPy-seeded, unshuffled; lecture = each "
+                        "backend's own random draws (they differ by design)")
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def _progress(done: int, total: int, elapsed: float, outcome: RunOutcome, left: float | None = None) -> None:
+    wall = f" ({outcome.wall_s:.1f} s)" if outcome.wall_s is not None else ""
+    eta = "" if left is None or done == total else f", ~{_clock(left)} left"
+    print(f"[{done}/{total} {_clock(elapsed)}{eta}] {outcome.experiment} on {outcome.backend}: "
+          f"{outcome.status}{wall}", file=sys.stderr, flush=True)
+
+
+def main(args) -> int:
+    from kclf import report
+
+    for option in ("rtol", "atol"):
+        value = getattr(args, option)
+        if value is not None and not value >= 0:
+            raise UsageError(f"--{option} {value!r}: expected a number >= 0")
+    if args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: expected at least 1")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout {args.timeout}: expected seconds > 0")
+    targets = resolve_targets(args.names)
+    backends, skipped = resolve_backends(args.backends)
+    if not backends:
+        raise KclfError("no backend is installed; install one with make install")
+    tolerances = {t.name: tolerance_for(t.name, args.rtol, args.atol, start=args.start)
+                  for t in targets}
+    out = Path(args.out)
+    check_data(args.data, [t.name for t in targets if t.script is None], any(t.script for t in targets))
+    usable_folder(out)
+    with FolderLock(out, "kclf compare"):
+        total = len(targets) * len(backends)
+        for name, why in skipped.items():
+            print(f"kclf compare: skipping {name}: {why}", file=sys.stderr)
+        if args.reuse:
+            outcomes, interrupted = reuse(targets, backends, out), False
+        how = f"diffing the runs already in {out}/runs" if args.reuse else f"{args.jobs} at a time"
+        print(f"kclf compare: {len(targets)} experiment(s) × {len(backends)} backend(s) = {total} runs, "
+              f"{how}, reference {backends[0]} → {out}/", file=sys.stderr, flush=True)
+        if not args.reuse:
+            outcomes, interrupted = execute(targets, backends, out, jobs=args.jobs,
+                                            timeout=args.timeout, progress=_progress, start=args.start)
+        data, frames = build(targets, backends, skipped, outcomes, tolerances, interrupted=interrupted)
+        page = report.write(out, data, frames)
+
+    for exp in data["experiments"].values():
+        where = f": {exp['where']}" if exp["where"] and exp["verdict"] != "agree" else ""
+        print(f"  {exp['name']:<22} {exp['verdict']}{where}", file=sys.stderr)
+    state = "" if data["complete"] else "INCOMPLETE "
+    print(f"{state}report: {page} (also comparison.md, comparison.json)", file=sys.stderr)
+    return data["exit_code"]
+
+
+def check_data(data: str | None, names: list[str], scripts: bool) -> None:
+    """--data: a readable file, and an experiment among ``names`` (or a script) that reads one."""
+    if data is None:
+        return
+    from kclf import registry
+
+    path = Path(data)
+    if not path.is_file():
+        why = "is a folder" if path.is_dir() else "not found"
+        raise UsageError(f"--data {data}: {why}; expected a data file (stroke: the Kaggle CSV)")
+    try:
+        path.open("rb").close()
+    except OSError as exc:
+        raise UsageError(f"--data {data}: cannot be read ({exc.strerror}); expected a readable file") from None
+    known = registry.discover()
+    readers = [n for n in known if known[n].reads_data]
+    if not scripts and not any(known[n].reads_data for n in names if n in known):
+        raise UsageError(f"--data {data}: {', '.join(names)} read{'s' * (len(names) == 1)} no data "
+                         f"file; expected an experiment that does ({', '.join(readers)})")
+    for name in names:
+        if name in known and known[name].reads_data:
+            registry.check_data(known[name], data)
