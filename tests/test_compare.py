@@ -290,6 +290,7 @@ def test_small_experiments_agree_across_the_three_backends(tmp_path):
     for exp in data["experiments"].values():
         assert exp["verdict"] == "agree"
         assert [r["status"] for r in exp["runs"].values()] == ["ok"] * 3
+        assert all(r["batched"] for r in exp["runs"].values())  # one process per backend
     assert data["experiments"]["sgd"]["pairs"]["torch"]["traces"]["ok"]
     assert (out / "figures" / "sgd-difference.png").is_file()
 
@@ -405,3 +406,50 @@ def test_a_missing_declaration_is_an_error(tmp_path, monkeypatch, capsys):
     (tmp_path / "mine.py").write_text('NAME = "mine"\nPOSITION = 1\nTOLERANCE = "loose"\n')
     assert cli.main(["compare", "mine", "--out", str(tmp_path / "o")]) == 1
     assert "TOLERANCE 'loose' under --start tensorflow: expected one of deterministic" in capsys.readouterr().err
+
+
+# -- one process per backend for the short experiments --------------------------------------------
+BATCHED = {
+    "first.py": 'NAME = "first"\nPOSITION = 1\nTOLERANCE = "deterministic"\n'
+                'def run(ctx):\n    ctx.print("first ran")\n    return {"x": 1.5, "low": float("-inf")}\n',
+    "crashes.py": 'NAME = "crashes"\nPOSITION = 2\nTOLERANCE = "deterministic"\n'
+                  'def run(ctx):\n    raise ValueError("weights kernel has shape (3, 1); expected (2, 1)")\n',
+    "hangs.py": 'NAME = "hangs"\nPOSITION = 3\nTOLERANCE = "deterministic"\n'
+                'import time\ndef run(ctx):\n    time.sleep(60)\n',
+    "last.py": 'NAME = "last"\nPOSITION = 4\nTOLERANCE = "deterministic"\n'
+               'def run(ctx):\n    return {"y": 2}\n',
+}
+
+
+def test_short_experiments_share_a_process_per_backend_and_keep_their_own_outcomes(tmp_path, monkeypatch):
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    for filename, text in BATCHED.items():
+        (folder / filename).write_text(text)
+    monkeypatch.setenv("KCLF_EXPERIMENTS", str(folder))
+    out = tmp_path / "r"
+    code = cli.main(["compare", "all", "--backends", "jax,torch", "--timeout", "4", "--jobs", "2",
+                     "--out", str(out)])
+    data = json.loads((out / "comparison.json").read_text())
+    assert code == 1
+    verdicts = {name: exp["verdict"] for name, exp in data["experiments"].items()}
+    assert verdicts == {"first": "agree", "crashes": "failed", "hangs": "failed", "last": "agree"}
+    runs_of = {name: exp["runs"] for name, exp in data["experiments"].items()}
+    assert all(run["batched"] for run in runs_of["first"].values())
+    assert runs_of["crashes"]["jax"]["error"] == "exit 1: ValueError: weights kernel has shape (3, 1); expected (2, 1)"
+    assert runs_of["hangs"]["torch"]["status"] == "timeout"
+    assert not runs_of["last"]["jax"]["batched"]  # the timeout ended the batch: it ran alone after
+    assert "first ran" in (out / "runs" / "first" / "jax.stdout.log").read_text()
+    assert "first ran" not in (out / "runs" / "last" / "jax.stdout.log").read_text()
+    summary = json.loads((out / "runs" / "first" / "torch" / "summary.json").read_text())
+    assert summary["results"] == {"x": 1.5, "low": "-inf"} and summary["backend"] == "torch"
+
+
+def test_an_out_that_cannot_be_a_folder_is_a_usage_error_before_any_run(fake_script, tmp_path, capsys):  # 6
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine\n")
+    assert cli.main(["compare", str(fake_script), "--out", str(a_file)]) == 2
+    assert f"--out {a_file} is a file, not a folder" in capsys.readouterr().err
+    assert cli.main(["compare", str(fake_script), "--out", "/proc/x"]) == 2
+    assert "--out /proc/x cannot be written" in capsys.readouterr().err
+    assert a_file.read_text() == "mine\n"

@@ -12,7 +12,8 @@ Exit code: 0 when every requested run agrees, 1 when one differs or failed, 2 fo
 usage error, 130 when interrupted (the partial report is written, marked INCOMPLETE).
 This package does not import keras: the runs do, in their own processes.
 The parts: tolerances (when numbers agree, declared by each experiment), diff (numbers,
-results, traces), runs (the processes), verdict (per experiment and overall), cli.
+results, traces), runs (one run's process and outcome), schedule (which runs when, in how
+many processes), batch (the child running several experiments), verdict, figures, cli.
 """
 
 from kclf.compare.cli import DEFAULT_OUT, add_arguments, main
@@ -21,11 +22,11 @@ from kclf.compare.runs import (
     DEFAULT_TIMEOUT_S,
     RunOutcome,
     Target,
-    execute,
     resolve_backends,
     resolve_targets,
     reuse,
 )
+from kclf.compare.schedule import execute
 from kclf.compare.tolerances import (
     DEFAULT_START,
     DETERMINISTIC,

@@ -8,11 +8,11 @@ from pathlib import Path
 from kclf.compare.runs import (
     DEFAULT_TIMEOUT_S,
     RunOutcome,
-    execute,
     resolve_backends,
     resolve_targets,
     reuse,
 )
+from kclf.compare.schedule import execute
 from kclf.compare.tolerances import DEFAULT_START, START_MODES, tolerance_for
 from kclf.compare.verdict import build
 from kclf.errors import KclfError, UsageError
@@ -36,6 +36,8 @@ def add_arguments(parser) -> None:
                         help=f"seconds per run before it counts as failed (default {DEFAULT_TIMEOUT_S:g})")
     parser.add_argument("--reuse", action="store_true", help="diff the runs an earlier compare left "
                         "in --out again (e.g. after changing a tolerance) instead of running them")
+    parser.add_argument("--separate", action="store_true", help="one process per run (default: the "
+                        "short experiments of a backend share one process, imports once)")
     parser.add_argument("--data", help="data file for experiments that read one (stroke: the Kaggle CSV)")
     parser.add_argument("--start", choices=START_MODES, default=DEFAULT_START,
                         help="where the demos (iris, stroke) start: tensorflow (default) = every "
@@ -87,8 +89,8 @@ def main(args) -> int:
         print(f"kclf compare: {len(targets)} experiment(s) × {len(backends)} backend(s) = {total} runs, "
               f"{how}, reference {backends[0]} → {out}/", file=sys.stderr, flush=True)
         if not args.reuse:
-            outcomes, interrupted = execute(targets, backends, out, jobs=args.jobs,
-                                            timeout=args.timeout, progress=_progress, start=args.start)
+            outcomes, interrupted = execute(targets, backends, out, jobs=args.jobs, timeout=args.timeout,
+                                            progress=_progress, start=args.start, batch=not args.separate)
         data, frames = build(targets, backends, skipped, outcomes, tolerances, interrupted=interrupted)
         page = report.write(out, data, frames)
 

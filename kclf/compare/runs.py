@@ -24,6 +24,7 @@ from kclf.fsio import atomic_write
 DEFAULT_TIMEOUT_S = 900.0
 STDERR_LINES = 20
 OUTCOME = "outcome.json"  # how a run ended, beside its folder: BACKEND.outcome.json (for --reuse)
+EXIT = "exit.json"  # a batched run's exit code, beside its folder (kclf.compare.batch writes it)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class RunOutcome:
     wall_s: float | None = None
     error: str | None = None
     stderr_tail: list[str] = field(default_factory=list)
+    batched: bool = False  # ran in one process with other experiments of its backend
     summary: dict | None = None
 
     @property
@@ -108,21 +110,47 @@ def command_for(target: Target, backend: str, out: Path) -> list[str]:
 
 @dataclass
 class _Active:
-    outcome: RunOutcome
+    """A running process: one run, or (batched) several of one backend, one after another."""
+
+    keys: list[tuple[str, str]]  # (name, backend), in the order the process runs them
+    folders: list[Path]
     proc: subprocess.Popen
-    started: float
-    files: tuple
+    started: float  # when its current run began
+    files: tuple = ()
+    index: int = 0
+    batched: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.keys[self.index]
+
+
+def _fresh(folder: Path) -> Path:
+    # The folder is ours (OUT/runs/NAME/BACKEND): stale outputs must not pass for new ones.
+    shutil.rmtree(folder, ignore_errors=True)
+    beside(folder, EXIT).unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder.resolve()
 
 
 def _start(target: Target, backend: str, folder: Path, start: str) -> _Active:
-    # The folder is ours (OUT/runs/NAME/BACKEND): stale outputs must not pass for new ones.
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    env = procs.python_env(KERAS_BACKEND=backend, KCLF_OUT=str(folder.resolve()), KCLF_START=start)
+    resolved = _fresh(folder)
+    env = procs.python_env(KERAS_BACKEND=backend, KCLF_OUT=str(resolved), KCLF_START=start)
     stdout = open(beside(folder, "stdout.log"), "wb")
     stderr = open(beside(folder, "stderr.log"), "wb")
-    proc = procs.spawn(command_for(target, backend, folder.resolve()), env, stdout, stderr)
-    return _Active(RunOutcome(target.name, backend, str(folder)), proc, time.monotonic(), (stdout, stderr))
+    proc = procs.spawn(command_for(target, backend, resolved), env, stdout, stderr)
+    return _Active([(target.name, backend)], [folder], proc, time.monotonic(), (stdout, stderr))
+
+
+def _start_batch(names: list[str], backend: str, folders: list[Path], start: str) -> _Active:
+    """One process for several experiments of one backend (kclf.compare.batch): keras and the
+    backend are imported once. Each run still gets its own folder, logs and outcome."""
+    items = [f"{name}={_fresh(folder)}" for name, folder in zip(names, folders)]
+    env = procs.python_env(KERAS_BACKEND=backend, KCLF_START=start)
+    log = open(folders[0].parent.parent / f"batch-{backend}.log", "wb")
+    proc = procs.spawn([sys.executable, "-m", "kclf.compare.batch", backend, *items], env, log, log)
+    return _Active([(n, backend) for n in names], list(folders), proc, time.monotonic(), (log,),
+                   batched=True)
 
 
 def _read_summary(outcome: RunOutcome) -> None:
@@ -139,14 +167,17 @@ def _read_summary(outcome: RunOutcome) -> None:
         outcome.summary = None
 
 
-def _finish(active: _Active, status: str | None = None, error: str | None = None) -> RunOutcome:
-    """Close a finished (or stopped) run and read what it wrote."""
-    for fh in active.files:
-        fh.close()
-    out = active.outcome
-    folder = Path(out.dir)
+def _finish(active: _Active, status: str | None = None, error: str | None = None,
+            returncode: int | None = None) -> RunOutcome:
+    """Close active's current run (finished or stopped) and read what it wrote."""
+    name, backend = active.key
+    folder = active.folders[active.index]
+    out = RunOutcome(name, backend, str(folder), batched=active.batched)
+    if not active.batched or active.proc.poll() is not None:
+        for fh in active.files:
+            fh.close()
     out.wall_s = time.monotonic() - active.started
-    out.returncode = active.proc.returncode
+    out.returncode = active.proc.returncode if returncode is None else returncode
     out.stderr_tail = procs.tail(beside(folder, "stderr.log"), STDERR_LINES)
     try:
         summary = json.loads((folder / "summary.json").read_text())
@@ -186,8 +217,11 @@ def reuse(targets: list[Target], backends: list[str], out: Path) -> dict[tuple[s
         for backend in backends:
             folder = run_dir(out, target.name, backend)
             outcome = RunOutcome(target.name, backend, str(folder), error="not run (nothing to --reuse)")
+            record = beside(folder, OUTCOME)
+            if not record.is_file():  # a compare from before kclf 12 kept it inside the folder
+                record = folder / OUTCOME
             try:
-                outcome = RunOutcome(**json.loads(beside(folder, OUTCOME).read_text()))
+                outcome = RunOutcome(**json.loads(record.read_text()))
                 outcome.dir = str(folder)
                 found = True
                 _read_summary(outcome)
@@ -200,87 +234,3 @@ def reuse(targets: list[Target], backends: list[str], out: Path) -> dict[tuple[s
         raise UsageError(f"--reuse: no runs of {', '.join(absent)} in {out / 'runs'}; expected "
                          "names an earlier kclf compare --out there ran (or drop --reuse)")
     return outcomes
-
-
-class Estimate:
-    """Seconds each run is expected to take: its wall time in the last compare into the same
-    folder, else the mean of this compare's runs of that experiment, else of all runs so far."""
-
-    def __init__(self, out: Path, keys):
-        self.previous: dict[tuple[str, str], float] = {}
-        for name, backend in keys:
-            try:
-                wall = json.loads(beside(run_dir(out, name, backend), OUTCOME).read_text())["wall_s"]
-                self.previous[(name, backend)] = float(wall)
-            except (OSError, ValueError, KeyError, TypeError):
-                pass
-        self.seen: dict[tuple[str, str], float] = {}
-
-    def of(self, key: tuple[str, str]) -> float | None:
-        if key in self.previous:
-            return self.previous[key]
-        same = [s for k, s in self.seen.items() if k[0] == key[0]]
-        pool = same or list(self.seen.values())
-        return sum(pool) / len(pool) if pool else None
-
-    def left(self, queued, active: dict, jobs: int) -> float | None:
-        """Seconds until every queued and running run is done, ``jobs`` at a time."""
-        now, total = time.monotonic(), 0.0
-        for key, running in active.items():
-            guess = self.of(key)
-            if guess is None:
-                return None
-            total += max(guess - (now - running.started), 0.0)
-        for key in queued:
-            guess = self.of(key)
-            if guess is None:
-                return None
-            total += guess
-        return total / max(min(jobs, len(queued) + len(active)), 1)
-
-
-def execute(
-    targets: list[Target], backends: list[str], out: Path, *,
-    jobs: int = 1, timeout: float = DEFAULT_TIMEOUT_S, progress=None, start: str = "tensorflow",
-) -> tuple[dict[tuple[str, str], RunOutcome], bool]:
-    """Run every (target, backend), ``jobs`` at a time, the longest (last time) first;
-    returns (outcomes, interrupted). ``progress(done, total, elapsed, outcome, left)``."""
-    by_name = {t.name: t for t in targets}
-    keys = [(t.name, b) for t in targets for b in backends]
-    estimate = Estimate(out, keys)
-    queue = sorted(keys, key=lambda k: -(estimate.previous.get(k, float("inf"))))  # stable: unknown first
-    total = len(queue)
-    outcomes: dict[tuple[str, str], RunOutcome] = {}
-    active: dict[tuple[str, str], _Active] = {}
-    begun = time.monotonic()
-
-    def done(result: RunOutcome) -> None:
-        key = (result.experiment, result.backend)
-        outcomes[key] = result
-        if result.wall_s is not None:
-            estimate.seen[key] = result.wall_s
-        if progress:
-            progress(len(outcomes), total, time.monotonic() - begun, result,
-                     estimate.left(queue, active, jobs))
-
-    try:
-        while queue or active:
-            while queue and len(active) < jobs:
-                name, backend = key = queue.pop(0)
-                active[key] = _start(by_name[name], backend, run_dir(out, name, backend), start)
-            for key, running in list(active.items()):
-                if running.proc.poll() is not None:
-                    done(_finish(active.pop(key)))
-                elif time.monotonic() - running.started > timeout:
-                    procs.stop(running.proc)
-                    done(_finish(active.pop(key), "timeout", f"exceeded the per-run timeout of {timeout:g} s"))
-            time.sleep(0.05)
-    except KeyboardInterrupt:
-        for key, running in active.items():
-            procs.stop(running.proc)
-            outcomes[key] = _finish(running, "interrupted", "interrupted (Ctrl-C) before it finished")
-        for name, backend in queue:
-            outcomes[(name, backend)] = RunOutcome(
-                name, backend, str(run_dir(out, name, backend)), error="not run: compare was interrupted")
-        return outcomes, True
-    return outcomes, False

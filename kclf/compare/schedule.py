@@ -1,0 +1,167 @@
+"""Scheduling the runs: ``jobs`` processes at a time, the longest (last time) first, with an
+estimate of the time left; the short experiments of one backend share one process.
+
+A job is one process: a single run (the demos, a user's script), or a batch: every short
+experiment (those without --start modes) of one backend, run one after another by
+kclf.compare.batch, so keras and the backend are imported once per backend instead of once
+per run. Each run keeps its own folder, logs, outcome, wall time and timeout; if a batch
+dies or a run in it passes the timeout, the runs it had not reached start again on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from kclf import procs
+from kclf.compare import runs
+from kclf.compare.runs import EXIT, OUTCOME, RunOutcome, Target, beside, run_dir
+
+
+class Estimate:
+    """Seconds each run is expected to take: its wall time in the last compare into the same
+    folder, else the mean of this compare's runs of that experiment, else of all runs so far."""
+
+    def __init__(self, out: Path, keys):
+        self.previous: dict[tuple[str, str], float] = {}
+        for name, backend in keys:
+            try:
+                wall = json.loads(beside(run_dir(out, name, backend), OUTCOME).read_text())["wall_s"]
+                self.previous[(name, backend)] = float(wall)
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+        self.seen: dict[tuple[str, str], float] = {}
+
+    def of(self, key: tuple[str, str]) -> float | None:
+        if key in self.previous:
+            return self.previous[key]
+        same = [s for k, s in self.seen.items() if k[0] == key[0]]
+        pool = same or list(self.seen.values())
+        return sum(pool) / len(pool) if pool else None
+
+    def job(self, keys) -> float:
+        """A job's expected seconds; unknown runs count as long (they start first)."""
+        guesses = [self.previous.get(k) for k in keys]
+        return float("inf") if None in guesses else sum(guesses)
+
+    def left(self, queued, active: dict, jobs: int) -> float | None:
+        """Seconds until every queued and running run is done, ``jobs`` at a time."""
+        now, total = time.monotonic(), 0.0
+        pending = [k for job in queued for k in job]
+        for running in active.values():
+            pending += running.keys[running.index + 1:]
+            guess = self.of(running.key)
+            if guess is None:
+                return None
+            total += max(guess - (now - running.started), 0.0)
+        for key in pending:
+            guess = self.of(key)
+            if guess is None:
+                return None
+            total += guess
+        return total / max(min(jobs, len(queued) + len(active)), 1)
+
+
+def plan(targets: list[Target], backends: list[str], batch: bool) -> list[list[tuple[str, str]]]:
+    """The jobs: a batch per backend of the short experiments (when ``batch``), the rest alone."""
+    from kclf import registry
+
+    known = registry.discover()
+    short = [t.name for t in targets if batch and t.script is None and t.name in known
+             and not known[t.name].starts]
+    jobs = [[(t.name, b)] for t in targets for b in backends if t.name not in short]
+    if len(short) > 1:
+        jobs += [[(n, b) for n in short] for b in backends]
+    else:
+        jobs += [[(n, b)] for n in short for b in backends]
+    return jobs
+
+
+def _launch(job, by_name: dict[str, Target], out: Path, start: str):
+    if len(job) == 1:
+        (name, backend), = job
+        return runs._start(by_name[name], backend, run_dir(out, name, backend), start)
+    backend = job[0][1]
+    return runs._start_batch([n for n, _ in job], backend, [run_dir(out, n, backend) for n, _ in job], start)
+
+
+def _step(running, timeout: float):
+    """(finished outcomes, runs to start again alone, whether the process is done)."""
+    finished, again = [], []
+    if running.batched:
+        while running.index < len(running.keys):
+            folder = running.folders[running.index]
+            try:
+                code = json.loads(beside(folder, EXIT).read_text())["returncode"]
+            except (OSError, ValueError, KeyError):
+                break
+            finished.append(runs._finish(running, returncode=code))
+            running.index += 1
+            running.started = time.monotonic()
+        if running.index == len(running.keys):
+            try:
+                running.proc.wait(timeout=30)  # the batch ends on its own after its last run
+            except Exception:
+                procs.stop(running.proc)
+            for fh in running.files:
+                fh.close()
+            return finished, again, True
+    exited = running.proc.poll() is not None
+    if exited:
+        finished.append(runs._finish(running))
+    elif time.monotonic() - running.started > timeout:
+        procs.stop(running.proc)
+        finished.append(runs._finish(running, "timeout", f"exceeded the per-run timeout of {timeout:g} s"))
+    else:
+        return finished, again, False
+    again = [[key] for key in running.keys[running.index + 1:]]
+    return finished, again, True
+
+
+def execute(
+    targets: list[Target], backends: list[str], out: Path, *, jobs: int = 1,
+    timeout: float = runs.DEFAULT_TIMEOUT_S, progress=None, start: str = "tensorflow", batch: bool = True,
+) -> tuple[dict[tuple[str, str], RunOutcome], bool]:
+    """Run every (target, backend), ``jobs`` processes at a time, the longest first;
+    returns (outcomes, interrupted). ``progress(done, total, elapsed, outcome, left)``."""
+    by_name = {t.name: t for t in targets}
+    estimate = Estimate(out, [(t.name, b) for t in targets for b in backends])
+    queue = sorted(plan(targets, backends, batch), key=lambda job: -estimate.job(job))  # stable
+    total = sum(len(job) for job in queue)
+    outcomes: dict[tuple[str, str], RunOutcome] = {}
+    active: dict[int, runs._Active] = {}
+    begun = time.monotonic()
+
+    def done(result: RunOutcome) -> None:
+        key = (result.experiment, result.backend)
+        outcomes[key] = result
+        if result.wall_s is not None:
+            estimate.seen[key] = result.wall_s
+        if progress:
+            progress(len(outcomes), total, time.monotonic() - begun, result,
+                     estimate.left(queue, active, jobs))
+
+    try:
+        while queue or active:
+            while queue and len(active) < jobs:
+                running = _launch(queue.pop(0), by_name, out, start)
+                active[id(running)] = running
+            for ident, running in list(active.items()):
+                finished, again, over = _step(running, timeout)
+                if over:
+                    active.pop(ident)
+                queue[:0] = again
+                for result in finished:
+                    done(result)
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        for running in active.values():
+            procs.stop(running.proc)
+            outcomes[running.key] = runs._finish(running, "interrupted", "interrupted (Ctrl-C) before it finished")
+            queue.append(running.keys[running.index + 1:])
+        for name, backend in (key for job in queue for key in job):
+            outcomes[(name, backend)] = RunOutcome(
+                name, backend, str(run_dir(out, name, backend)), error="not run: compare was interrupted")
+        return outcomes, True
+    return outcomes, False
