@@ -39,19 +39,23 @@ from pathlib import Path
 
 import numpy as np
 
-from kclf import procs
+from kclf import bench_fits, procs
 from kclf.backend import BACKENDS, is_installed, select_backend, validate_name, versions
+from kclf.bench_reference import LEARNING_RATE, MODELS, NumpySGD, make_data, numpy_fit  # noqa: F401
+from kclf.bench_report import (  # noqa: F401
+    MEMORY_OVERHEAD_MIB,
+    REFERENCE,
+    TARGET_FIT,
+    TARGET_SPE1,
+    TARGET_SPE_MULTI,
+    assemble,
+    render_table,
+)
 from kclf.errors import KclfError
 from kclf.runner import atomic_write, to_jsonable
 
-# name -> (features, hidden units, classes): the slides' logistic regression and an iris-size MLP.
-MODELS = {"logistic": (2, (), 2), "iris": (4, (30,), 3)}
 BATCH_SIZES = (1, 32)
 SPE_MULTI = 8  # steps_per_execution for target 2 (JAX and TensorFlow; PyTorch rejects > 1)
-LEARNING_RATE = 0.01
-TARGET_SPE1, TARGET_SPE_MULTI = 0.90, 0.80
-MEMORY_OVERHEAD_MIB = 64  # the fixed allowance of target 3: a compile, Keras's data adapter...
-REFERENCE = "numpy"
 
 
 class BenchError(KclfError):
@@ -67,96 +71,6 @@ def summary(values: list[float]) -> dict:
     if not values:
         return {"median": None, "min": None, "max": None}
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
-# -- synthetic data and the NumPy reference ------------------------------------------------
-
-
-def make_data(model: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Separable-ish synthetic data for ``model``: float32 features, labels as the loss wants."""
-    features, _, classes = MODELS[model]
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, features)).astype("float32")
-    if classes == 2:
-        y = (x.sum(axis=1) + 0.5 * rng.standard_normal(n) > 0).astype("float32").reshape(-1, 1)
-    else:
-        y = np.argmax(x @ rng.standard_normal((features, classes)), axis=1).astype("int32")
-    return x, y
-
-
-class NumpySGD:
-    """The same model, loss and SGD update as the Keras runs, in float32 NumPy.
-
-    The parameters live in one flat vector ``theta`` (the layers' kernels and biases are
-    views into it), so keeping the history of a step is one row copy per array:
-    weights before, gradient, weights after, loss and learning rate.
-    """
-
-    def __init__(self, model: str, seed: int = 0):
-        features, hidden, classes = MODELS[model]
-        widths = [features, *hidden, 1 if classes == 2 else classes]
-        shapes = [s for a, b in zip(widths, widths[1:]) for s in ((a, b), (b,))]
-        sizes = [math.prod(s) for s in shapes]
-        self.theta = np.zeros(sum(sizes), "float32")
-        self.grad = np.zeros_like(self.theta)
-        rng = np.random.default_rng(seed)
-        self.params, self.grads, start = [], [], 0
-        for shape, size in zip(shapes, sizes):
-            self.params.append(self.theta[start : start + size].reshape(shape))
-            self.grads.append(self.grad[start : start + size].reshape(shape))
-            start += size
-        for kernel in self.params[::2]:
-            limit = np.sqrt(6.0 / sum(kernel.shape))
-            kernel[...] = rng.uniform(-limit, limit, kernel.shape)
-        self.binary = classes == 2
-
-    def step(self, x: np.ndarray, y: np.ndarray) -> float:
-        """One SGD step on the batch (x, y); fills self.grad and updates self.theta."""
-        n = len(x)
-        activations = [x]
-        for kernel, bias in zip(self.params[:-2:2], self.params[1:-2:2]):
-            activations.append(np.maximum(activations[-1] @ kernel + bias, 0.0))  # ReLU
-        z = activations[-1] @ self.params[-2] + self.params[-1]
-        if self.binary:  # σ(z), binary cross-entropy; ∂L/∂z = (p − y) / n
-            p = 1.0 / (1.0 + np.exp(-z))
-            loss = -np.mean(y * np.log(p + 1e-7) + (1 - y) * np.log(1 - p + 1e-7))
-            dz = (p - y) / n
-        else:  # softmax(z), sparse categorical cross-entropy; ∂L/∂z = (P − Y) / n
-            e = np.exp(z - z.max(axis=1, keepdims=True))
-            p = e / e.sum(axis=1, keepdims=True)
-            rows = np.arange(n)
-            loss = -np.mean(np.log(p[rows, y] + 1e-7))
-            dz = p
-            dz[rows, y] -= 1.0
-            dz /= n
-        for layer in range(len(self.params) // 2 - 1, -1, -1):  # backpropagation
-            kernel = self.params[2 * layer]
-            self.grads[2 * layer][...] = activations[layer].T @ dz
-            self.grads[2 * layer + 1][...] = dz.sum(axis=0)
-            if layer:
-                dz = (dz @ kernel.T) * (activations[layer] > 0)
-        self.theta -= LEARNING_RATE * self.grad  # θ ← θ − η ∇L
-        return float(loss)
-
-
-def numpy_fit(model: NumpySGD, x, y, batch_size: int, steps: int, *, history: bool) -> float:
-    """Run ``steps`` SGD steps over (x, y) in order; return the wall time in seconds."""
-    if history:  # preallocated, like TrainingTrace's host storage
-        before = np.zeros((steps, model.theta.size), "float32")
-        grads, after = np.zeros_like(before), np.zeros_like(before)
-        losses, rates = np.zeros(steps, "float32"), np.zeros(steps, "float32")
-    n_batches = len(x) // batch_size
-    start = time.perf_counter()
-    for i in range(steps):
-        lo = (i % n_batches) * batch_size
-        xb, yb = x[lo : lo + batch_size], y[lo : lo + batch_size]
-        if history:
-            before[i] = model.theta
-            losses[i] = model.step(xb, yb)
-            grads[i], after[i], rates[i] = model.grad, model.theta, LEARNING_RATE
-        else:
-            model.step(xb, yb)
-    return time.perf_counter() - start
 
 
 # -- the workers (one process each) ------------------------------------------------------------
@@ -459,124 +373,6 @@ def _run_child(argv: list[str], tag: str, out: Path) -> dict:
         return json.loads(result_path.read_text())
 
 
-def assemble(workers: list[dict], memory: list[dict], machine: dict, settings: dict) -> dict:
-    """bench.json's content: every figure, the targets' verdicts and the machine."""
-    verdicts = []
-    for w in workers:
-        for c in w["cases"]:
-            if w["backend"] == REFERENCE:
-                c["target"] = None
-                continue
-            c["target"] = TARGET_SPE1 if c["steps_per_execution"] == 1 else TARGET_SPE_MULTI
-            c["meets_target"] = bool(c["ratio"]["median"] >= c["target"] and c["every_step_recorded"])
-            verdicts.append(c["meets_target"])
-    pairs: dict[str, dict] = {}
-    for m in memory:
-        pairs.setdefault(m["backend"], {})["traced" if m["traced"] else "plain"] = m
-    memory_rows = []
-    for backend, pair in pairs.items():
-        traced = pair.get("traced")
-        if traced is None:
-            continue
-        steps, params = traced["steps"], traced["params"]
-        # What the trace records per step, as float32: weights before, gradient and weights
-        # after for each parameter, the loss and the learning rate.
-        raw_mib = steps * (3 * params + 2) * 4 / 1024**2
-        meta_mib = steps * 3 * 8 / 1024**2  # step, epoch, batch as int64
-        limit = 2 * raw_mib + MEMORY_OVERHEAD_MIB
-        plain = pair.get("plain")
-        row = {
-            "backend": backend,
-            "steps": steps,
-            "steps_recorded": traced.get("steps_recorded"),
-            "raw_float32_mib": raw_mib,
-            "meta_int64_mib": meta_mib,
-            "traced_peak_growth_mib": traced["peak_growth_mib"],
-            "plain_peak_growth_mib": plain["peak_growth_mib"] if plain else None,
-            "trace_cost_mib": traced["peak_growth_mib"] - plain["peak_growth_mib"] if plain else None,
-            "limit_mib": limit,
-            "fixed_overhead_mib": MEMORY_OVERHEAD_MIB,
-            "within_limit": bool(traced["peak_growth_mib"] <= limit and traced.get("steps_recorded") == steps),
-            "runs": pair,
-        }
-        verdicts.append(row["within_limit"])
-        memory_rows.append(row)
-    machine = {**machine, "loadavg_end": list(os.getloadavg())}
-    return {
-        "settings": settings,
-        "machine": machine,
-        "versions": {w["backend"]: w["versions"] for w in workers},
-        "timing": workers,
-        "memory": memory_rows,
-        "all_targets_met": all(verdicts) if verdicts else None,
-    }
-
-
-def _rate(s: dict) -> str:
-    def fmt(v):
-        return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
-
-    return f"{fmt(s['median'])} ({fmt(s['min'])}–{fmt(s['max'])})"
-
-
-def render_table(payload: dict) -> str:
-    """The markdown tables: steps/s per case, then memory, then the machine."""
-    lines = [
-        "| backend | model | batch | spe | jit | plain steps/s (min–max) | traced steps/s (min–max) "
-        "| traced / plain | target | every step | start-up s plain / traced |",
-        "|---|---|---:|---:|---|---:|---:|---:|---|---|---:|",
-    ]
-    for w in payload["timing"]:
-        for c in w["cases"]:
-            ref = w["backend"] == REFERENCE
-            target = "reference" if ref else (
-                f"≥ {c['target']:.2f} {'✓' if c['meets_target'] else '✗'}")
-            jit = "—" if c["jit_compile"] is None else ("yes" if c["jit_compile"] else "no")
-            startup = "—" if ref else (
-                f"{c['plain']['startup_s']['median']:.2f} / {c['traced']['startup_s']['median']:.2f}")
-            lines.append(
-                f"| {w['backend']} | {c['model']} | {c['batch_size']} | "
-                f"{'—' if ref else c['steps_per_execution']} | {jit} | "
-                f"{_rate(c['plain']['steps_per_s'])} | {_rate(c['traced']['steps_per_s'])} | "
-                f"{c['ratio']['median']:.3f} | {target} | "
-                f"{'✓' if c['every_step_recorded'] else '✗'} | {startup} |"
-            )
-    if payload["memory"]:
-        lines += [
-            "",
-            "| backend | steps | raw float32 MiB | peak RSS growth traced MiB | plain MiB "
-            "| traced − plain MiB (× raw) | limit MiB (2 × raw + fixed) | within |",
-            "|---|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        for m in payload["memory"]:
-            plain = cost = "—"
-            if m["plain_peak_growth_mib"] is not None:
-                plain = f"{m['plain_peak_growth_mib']:.1f}"
-                cost = f"{m['trace_cost_mib']:.1f} ({m['trace_cost_mib'] / m['raw_float32_mib']:.1f}×)"
-            lines.append(
-                f"| {m['backend']} | {m['steps']:,} | {m['raw_float32_mib']:.1f} | "
-                f"{m['traced_peak_growth_mib']:.1f} | {plain} | {cost} | {m['limit_mib']:.1f} | "
-                f"{'✓' if m['within_limit'] else '✗'} |"
-            )
-    mc = payload["machine"]
-    vers = {k: v for w in payload["versions"].values() for k, v in w.items()}
-    lines += [
-        "",
-        "steps/s: steps after a fit's first execution / wall time from then until fit returns, "
-        "median (min–max) over the repeats; traced / plain: median of the paired repeats' ratios; "
-        "start-up: what a fit spends beyond that rate, mostly compiling (a traced fit compiles "
-        "its train function again); jit: Keras's default for the backend; spe: "
-        "steps_per_execution. Memory: growth of peak RSS during one fit, batch 1; raw = steps × "
-        "(3 × parameters + loss + learning rate) × 4 bytes.",
-        "",
-        f"Machine: {mc['cpu']}, {mc['cores']} cores ({mc['cores_available']} available), "
-        f"{mc['memory_gib']} GiB; load average {mc['loadavg_start'][0]:.1f} at start, "
-        f"{mc['loadavg_end'][0]:.1f} at end. "
-        + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 # -- the command ---------------------------------------------------------------------------------
 
 
@@ -607,9 +403,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results/bench", help="output folder (default results/bench)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes and one case per steps_per_execution: checks, not figures")
+    parser.add_argument("--demos", action=argparse.BooleanOptionalAction, default=None,
+                        help="time kclf run iris / stroke against the lecture's plain cells "
+                             "(default: on, off with --quick)")
     # Internal: how the parent starts its workers.
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--memory-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--fits-worker", help=argparse.SUPPRESS)
     parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     # For whoever changes kclf/callbacks.py: measure a TrainingTrace defined in another file.
@@ -624,18 +424,23 @@ def _settings(args) -> dict:
         "min_seconds": args.min_seconds if args.min_seconds is not None else (0.0 if quick else 0.5),
         "memory_steps": args.memory_steps if args.memory_steps is not None else (512 if quick else 100_000),
         "quick": quick,
+        "demos": args.demos if args.demos is not None else not quick,
         "learning_rate": LEARNING_RATE,
         "optimizer": "SGD",
         "memory_fixed_overhead_mib": MEMORY_OVERHEAD_MIB,
         "steps_per_s": "steps after the first execution / wall time from then to fit's return",
         "ratio": "median over repeats of traced / plain, paired repeats (ABBA order)",
+        "fit_ratio": "whole and second fits: median over repeats of plain / traced wall time",
     }
 
 
 def main(args) -> int:
     settings = _settings(args)
-    if args.worker or args.memory_worker:
-        if args.worker:
+    if args.worker or args.memory_worker or args.fits_worker:
+        if args.fits_worker:
+            result = bench_fits.run_fits_worker(validate_name(args.fits_worker), args.repeats, args.quick,
+                                                args.trace_from)
+        elif args.worker:
             result = run_worker(validate_name(args.worker) if args.worker != REFERENCE else REFERENCE,
                                 settings["steps"], args.repeats, settings["min_seconds"], args.quick,
                                 args.trace_from)
@@ -663,6 +468,11 @@ def main(args) -> int:
     for backend in [*backends, REFERENCE]:
         _log(backend, "timing (own process)")
         workers.append(_run_child(["--worker", backend, *common], backend, out))
+    fits = []
+    for backend in backends:
+        _log(backend, "whole fits and second fits (own process)")
+        fits.append(_run_child(["--fits-worker", backend, *common], f"{backend}-fits", out))
+    demos = bench_fits.run_demos(backends) if settings["demos"] else []
     memory = []
     if settings["memory_steps"] > 0:
         # Memory does not depend on speed, so these processes may share the CPUs; the plain
@@ -678,7 +488,7 @@ def main(args) -> int:
         with ThreadPoolExecutor(max_workers=2) as pool:
             memory = list(pool.map(lambda job: _run_child(job[0], job[1], out), jobs))
     settings["wall_s"] = time.perf_counter() - started
-    payload = assemble(workers, memory, machine, settings)
+    payload = assemble(workers, memory, machine, settings, fits, demos)
     table = render_table(payload)
     atomic_write(out / "bench.json", json.dumps(to_jsonable(payload), indent=2))
     atomic_write(out / "bench.md", table)

@@ -58,9 +58,9 @@ def _fake_case(model, spe, plain, traced, recorded=True):
 def test_assemble_and_table_mark_each_target():
     workers = [
         {"backend": "jax", "versions": {"keras": "3", "jax": "0"}, "cases": [
-            _fake_case("logistic", 1, [100, 110, 90], [95, 104, 86]),   # ratios ~0.95: met
+            _fake_case("logistic", 1, [100, 110, 90], [96, 106, 87]),   # ratios ~0.96: met
             _fake_case("iris", 1, [100, 100, 100], [50, 60, 70]),       # 0.60: missed
-            _fake_case("iris", 8, [100, 100, 100], [90, 90, 90], recorded=False),  # fast but incomplete
+            _fake_case("iris", 8, [100, 100, 100], [95, 95, 95], recorded=False),  # fast but incomplete
         ]},
         {"backend": "numpy", "versions": {"numpy": "2"}, "cases": [_fake_case("iris", 1, [10], [9])]},
     ]
@@ -82,7 +82,7 @@ def test_assemble_and_table_mark_each_target():
     assert table[0].startswith("| backend | model | batch | spe |") and "traced / plain" in table[0]
     rows = [line for line in table if line.startswith("| jax |") or line.startswith("| numpy |")]
     assert len(rows) == 5  # three cases, one reference line, one memory row
-    assert "0.95" in rows[0] and "✓" in rows[0]
+    assert "0.96" in rows[0] and "✓" in rows[0]
     assert "0.600" in rows[1] and "✗" in rows[1]
     assert "reference" in rows[3]
     assert "test cpu" in table[-1]
@@ -121,8 +121,42 @@ def test_quick_bench_writes_json_and_table(kclf_cmd, tmp_path):
     (memory,) = payload["memory"]
     assert memory["steps_recorded"] == memory["steps"] == payload["settings"]["memory_steps"]
 
+    (fits,) = payload["fits"]
+    assert [r["steps"] for r in fits["whole_fit"]] == [20, 300] and fits["second_fit"]["ratio"] > 0
+    assert payload["demos"] == []  # --quick leaves the demos out
+
     table = (tmp_path / "bench.md").read_text()
     assert table in out.stdout
-    assert table.startswith("| backend | model |")
-    assert table.count("| jax |") == 3  # two cases and the memory row
+    assert table.startswith("| backend | fit (compile included) |")
+    assert table.count("| jax |") == 6  # three fits, two cases and the memory row
     assert "| numpy |" in table and "Machine:" in table
+
+
+def _fits(backend, whole, second):
+    rows = [{"steps": n, "plain_s": 1.0, "traced_s": 1.0 / r, "ratio": r, "ratio_min": r, "ratio_max": r,
+             "repeats": 1} for n, r in whole]
+    return {"backend": backend, "whole_fit": rows,
+            "second_fit": {"steps": 300, "plain_s": 0.1, "traced_s": 0.1 / second, "ratio": second,
+                           "ratio_min": second, "ratio_max": second, "repeats": 1}}
+
+
+def test_whole_fits_second_fits_and_demos_come_first_with_their_targets():
+    fits = [_fits("jax", [(20, 0.5), (300, 0.96), (3000, 0.94)], 0.99)]
+    demos = [{"backend": "jax", "demo": "iris", "kclf_run_s": 16.0, "plain_cells_s": 15.0, "ok": True}]
+    machine = {"cpu": "test cpu", "cores": 2, "cores_available": 2, "memory_gib": 1.0,
+               "loadavg_start": [0.0, 0.0, 0.0]}
+    payload = bench.assemble([], [], machine, {}, fits, demos)
+
+    whole = payload["fits"][0]["whole_fit"]
+    assert [r["target"] for r in whole] == [None, bench.TARGET_FIT, bench.TARGET_FIT]
+    assert [r["meets_target"] for r in whole] == [None, True, False]  # 20 steps: compile-bound, no target
+    assert payload["fits"][0]["second_fit"]["meets_target"] is True
+    assert payload["all_targets_met"] is False
+
+    table = bench.render_table(payload).splitlines()
+    assert table[0].startswith("| backend | fit (compile included) |")
+    assert "| jax | whole fit, fresh model, 3,000 steps | 1.00 | 1.06 | 0.940" in table[4]
+    assert "✗" in table[4] and "| — |" in table[2]
+    assert table[5].startswith("| jax | second fit, new trace, 300 steps |") and "✓" in table[5]
+    demo = next(line for line in table if line.startswith("| jax | iris |"))
+    assert "| 16.0 | 15.0 | +1.0 |" in demo
