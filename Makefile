@@ -7,6 +7,12 @@ STAMP  := $(VENV)/.kclf-installed
 BACKENDS := jax tensorflow torch
 JOBS     ?= 2
 
+# The oldest keras pyproject.toml declares: make test runs the backend-free and the JAX tests
+# against it too, from a folder that shadows the venv's keras (keras is pure Python).
+FLOOR_KERAS := $(shell sed -n 's/.*"keras>=\([0-9.]*\).*/\1/p' pyproject.toml)
+FLOOR_DIR   := .venv-floor-keras
+FLOOR_STAMP := $(FLOOR_DIR)/.keras-$(FLOOR_KERAS)
+
 .PHONY: install test test-fast lint experiments compare bench clean fixtures
 
 install: $(STAMP)
@@ -17,8 +23,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q -c constraints.txt -e ".[all,dev]"
 	@touch $(STAMP)
 
-# Backend-free tests once, then the backend tests once per backend, each in its own process.
-test: install
+$(FLOOR_STAMP): pyproject.toml | install
+	rm -rf $(FLOOR_DIR)
+	$(PIP) install -q --no-deps --target $(FLOOR_DIR) keras==$(FLOOR_KERAS)
+	@touch $@
+
+# Backend-free tests once, then the backend tests once per backend, each in its own process;
+# then the backend-free and the JAX tests again with the oldest keras kclf declares.
+test: install $(FLOOR_STAMP)
 	@status=0; \
 	echo "== tests without a backend"; \
 	$(PY) -m pytest -q -m "not backend" || status=1; \
@@ -26,6 +38,9 @@ test: install
 	  echo "== backend tests under KERAS_BACKEND=$$b"; \
 	  KERAS_BACKEND=$$b $(PY) -m pytest -q -m backend || status=1; \
 	done; \
+	echo "== keras $$(PYTHONPATH=$(FLOOR_DIR) $(PY) -c 'import keras; print(keras.__version__)') (the declared floor): tests without a backend, then JAX"; \
+	PYTHONPATH=$(FLOOR_DIR) $(PY) -m pytest -q -p no:cacheprovider -m "not backend" || status=1; \
+	PYTHONPATH=$(FLOOR_DIR) KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider -m backend || status=1; \
 	if [ $$status -ne 0 ]; then echo "make test: FAILED"; else echo "make test: all passed"; fi; \
 	exit $$status
 
@@ -46,7 +61,7 @@ bench: install
 	$(VENV)/bin/kclf bench
 
 clean:
-	rm -rf results .pytest_cache .ruff_cache *.egg-info
+	rm -rf results .pytest_cache .ruff_cache *.egg-info $(FLOOR_DIR)
 
 # The TensorFlow lecture runs' initial weights and batch orders shipped for --start tensorflow
 # (kclf/demos/fixtures): remake them after changing the pinned keras or TensorFlow.
