@@ -52,11 +52,15 @@ def usable_folder(path: Path | str, option: str = "--out", shown: Path | None = 
     return path
 
 
+MARK = "summary.json"  # what every run writes: a folder with one is a run's to replace
+
+
 class StagedFolder:
     """A fresh folder beside ``final`` that replaces it whole on :meth:`commit`.
 
-    Creating it is the --out check: a file in the way, a read-only or impossible place
-    fails here, in one line, before anything has run.
+    Creating it is the --out check: a file in the way, a read-only or impossible place, a
+    folder holding files no run wrote (your project) fails here, in one line, before
+    anything has run.
     """
 
     def __init__(self, final: Path | str, option: str = "--out"):
@@ -64,6 +68,13 @@ class StagedFolder:
         if self.final.exists() and not self.final.is_dir():
             raise UsageError(f"{option} {self.final} is a file, not a folder; expected a folder "
                              "to write into")
+        here, target = Path.cwd().resolve(), self.final.resolve()
+        if target == here or target in here.parents:
+            raise UsageError(f"{option} {final} holds the current folder; expected a folder of its "
+                             "own (a run replaces its folder whole)")
+        if self.final.is_dir() and not (self.final / MARK).exists() and any(self.final.iterdir()):
+            raise UsageError(f"{option} {final} holds files no kclf run wrote (no {MARK}); expected "
+                             "an empty folder or an earlier run's (a run replaces its folder whole)")
         parent = usable_folder(self.final.parent, option, shown=self.final)
         self.path = Path(tempfile.mkdtemp(dir=parent, prefix=f".{self.final.name}.new-"))
         os.chmod(self.path, 0o777 & ~_umask())

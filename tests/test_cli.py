@@ -268,8 +268,8 @@ def test_run_softmax_forward_prints_the_slides_table(tmp_path):
 def test_a_run_replaces_its_folder_whole(fake_experiments, tmp_path):  # failures 4 and 13
     out = tmp_path / "out"
     out.mkdir()
-    (out / "trace.csv").write_text("from an earlier run\n")
-    (out / "old.png").write_bytes(b"")
+    for name in ("summary.json", "trace.csv", "old.png"):  # an earlier run's files
+        (out / name).write_text("from an earlier run\n")
     done = kclf("run", "refuses", "--backend", "jax", "--out", str(out), KCLF_EXPERIMENTS=str(fake_experiments))
     assert done.returncode == 1
     assert sorted(p.name for p in out.iterdir()) == ["summary.json"]  # nothing of the older run
@@ -343,3 +343,16 @@ def test_results_json_cannot_hold_fail_the_run_in_one_line(tmp_path):  # failure
     assert "results/object: a object cannot be written as JSON" in assert_one_line_error(done)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["results"] == {}
+
+
+def test_a_folder_no_run_wrote_is_never_replaced(fake_experiments, tmp_path):  # the folder contract
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine\n")
+    for out, cwd, says in ((mine, tmp_path, "holds files no kclf run wrote (no summary.json)"),
+                           (Path("."), mine, "holds the current folder")):
+        done = kclf("run", "chatty", "--backend", "jax", "--out", str(out), cwd=cwd,
+                    KCLF_EXPERIMENTS=str(fake_experiments))
+        assert done.returncode == 2
+        assert says in assert_one_line_error(done)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]

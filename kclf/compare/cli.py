@@ -103,24 +103,25 @@ def main(args) -> int:
 
 
 def check_data(data: str | None, names: list[str], scripts: bool) -> None:
-    """--data: a readable file, and an experiment among ``names`` (or a script) that reads one."""
+    """--data before anything runs: an experiment among ``names`` (or a script) that reads
+    one, and a file its DATA_CHECK accepts (else one that can be read)."""
     if data is None:
         return
     from kclf import registry
 
+    known = registry.discover()
+    readers = [known[n] for n in names if n in known and known[n].reads_data]
+    if not scripts and not readers:
+        every = ", ".join(n for n, info in known.items() if info.reads_data)
+        raise UsageError(f"--data {data}: {', '.join(names)} read{'s' * (len(names) == 1)} no data "
+                         f"file; expected an experiment that does ({every})")
+    for info in readers:
+        registry.check_data(info, data)
+    if any(info.data_check for info in readers):
+        return
     path = Path(data)
-    if not path.is_file():
-        why = "is a folder" if path.is_dir() else "not found"
-        raise UsageError(f"--data {data}: {why}; expected a data file (stroke: the Kaggle CSV)")
     try:
         path.open("rb").close()
     except OSError as exc:
-        raise UsageError(f"--data {data}: cannot be read ({exc.strerror}); expected a readable file") from None
-    known = registry.discover()
-    readers = [n for n in known if known[n].reads_data]
-    if not scripts and not any(known[n].reads_data for n in names if n in known):
-        raise UsageError(f"--data {data}: {', '.join(names)} read{'s' * (len(names) == 1)} no data "
-                         f"file; expected an experiment that does ({', '.join(readers)})")
-    for name in names:
-        if name in known and known[name].reads_data:
-            registry.check_data(known[name], data)
+        raise UsageError(f"--data {data}: cannot be read ({exc.strerror}); expected a readable "
+                         "data file") from None

@@ -128,6 +128,8 @@ class _Active:
 def _fresh(folder: Path) -> Path:
     # The folder is ours (OUT/runs/NAME/BACKEND): stale outputs must not pass for new ones.
     shutil.rmtree(folder, ignore_errors=True)
+    for left in folder.parent.glob(f".{folder.name}.*-*"):  # a killed run's unfinished folders
+        shutil.rmtree(left, ignore_errors=True)
     beside(folder, EXIT).unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     return folder.resolve()
