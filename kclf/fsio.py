@@ -12,7 +12,10 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from kclf.errors import UsageError
@@ -33,6 +36,22 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def ctrl_c_waits():
+    """Hold Ctrl-C while the files are renamed into place, then raise it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def usable_folder(path: Path | str, option: str = "--out", shown: Path | None = None) -> Path:
@@ -82,10 +101,11 @@ class StagedFolder:
     def commit(self) -> Path:
         """Swap the new folder in for ``final`` (the old one is removed)."""
         old = None
-        if self.final.exists():
-            old = Path(tempfile.mkdtemp(dir=self.final.parent, prefix=f".{self.final.name}.old-"))
-            os.replace(self.final, old / "x")
-        os.replace(self.path, self.final)
+        with ctrl_c_waits():  # never the old folder gone and the new one not yet in place
+            if self.final.exists():
+                old = Path(tempfile.mkdtemp(dir=self.final.parent, prefix=f".{self.final.name}.old-"))
+                os.replace(self.final, old / "x")
+            os.replace(self.path, self.final)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.final

@@ -12,14 +12,11 @@ from __future__ import annotations
 import base64
 import html
 import re
-import signal
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from kclf.compare.figures import Figure, make_figures
-from kclf.fsio import atomic_write
+from kclf.fsio import atomic_write, ctrl_c_waits
 from kclf.jsonio import dumps
 
 TIMING_NOTE = (
@@ -246,22 +243,6 @@ def render_html(blocks, incomplete: bool) -> str:
     return "\n".join(parts)
 
 
-@contextmanager
-def _ctrl_c_waits():
-    """Hold Ctrl-C while the files are renamed into place, then raise it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
-
-
 def write(out: Path, data: dict, frames: dict) -> Path:
     """Write figures, comparison.json, comparison.md and report.html into ``out``; return the page."""
     out = Path(out)
@@ -271,7 +252,7 @@ def write(out: Path, data: dict, frames: dict) -> Path:
     markdown = render_markdown(blocks)
     page = render_html(blocks, incomplete=not data["complete"])
     payload = dumps(data, indent=1)  # kclf.jsonio's rule: NaN, inf, -inf as "nan", "inf", "-inf"
-    with _ctrl_c_waits():
+    with ctrl_c_waits():
         for figs in figures.values():
             for fig in figs:
                 atomic_write(out / fig.path, fig.png)
