@@ -453,3 +453,15 @@ def test_an_out_that_cannot_be_a_folder_is_a_usage_error_before_any_run(fake_scr
     assert cli.main(["compare", str(fake_script), "--out", "/proc/x"]) == 2
     assert "--out /proc/x cannot be written" in capsys.readouterr().err
     assert a_file.read_text() == "mine\n"
+
+
+def test_separate_gives_every_run_its_own_process(tmp_path, monkeypatch):
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    for filename in ("first.py", "last.py"):
+        (folder / filename).write_text(BATCHED[filename])
+    monkeypatch.setenv("KCLF_EXPERIMENTS", str(folder))
+    out = tmp_path / "r"
+    assert cli.main(["compare", "all", "--separate", "--backends", "jax,torch", "--out", str(out)]) == 0
+    data = json.loads((out / "comparison.json").read_text())
+    assert not any(run["batched"] for exp in data["experiments"].values() for run in exp["runs"].values())
