@@ -42,7 +42,7 @@ def write_slot(buffer, slot, value) -> None:
     """buffer[slot] = value, inside the train step, as cheaply as the backend allows.
 
     ``slot`` is None for a ring of one. PyTorch runs eagerly, where each Keras op costs
-    ~10 µs of dispatch: copy in place with native ops. TensorFlow assigns the slice of
+    ~10 µs of dispatch: copy in place with native ops. TensorFlow scatters the row into
     its variable in place. JAX is functional: slice_update on the donated state, which
     XLA performs in place.
     """
@@ -65,7 +65,12 @@ def write_slot(buffer, slot, value) -> None:
     if slot is None:
         buffer.assign(ops.reshape(value, buffer.shape))
     elif name == "tensorflow":
-        buffer.value[slot].assign(ops.reshape(value, buffer.shape[1:]))
+        import tensorflow as tf
+
+        # A scatter writes the row in place; a sliced assign reads the variable first,
+        # which makes TensorFlow copy the whole ring before writing.
+        row = tf.reshape(value, (1,) + tuple(buffer.shape[1:]))
+        buffer.value.scatter_update(tf.IndexedSlices(row, tf.reshape(tf.cast(slot, "int32"), (1,))))
     else:
         start = (slot,) + (0,) * (len(buffer.shape) - 1)
         buffer.assign(ops.slice_update(buffer.value, start, ops.expand_dims(value, 0)))

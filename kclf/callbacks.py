@@ -16,6 +16,7 @@ on is in :mod:`kclf._keras_api`.
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
@@ -51,7 +52,8 @@ class TrainingTrace(keras.callbacks.Callback):
 
     One trace may record several fits of its model: the steps go on counting and
     ``to_frame()`` then has a ``fit`` column (0 for the first). Ctrl-C during a fit stops
-    at the end of the running step (a second Ctrl-C at once) and keeps what was recorded.
+    like everywhere else, also inside a garbage-collection callback (where Python would drop
+    it), and the trace keeps what was recorded.
     """
 
     def __init__(
@@ -172,23 +174,47 @@ class TrainingTrace(keras.callbacks.Callback):
             if self._hooks is not None:
                 self._hooks.uninstall()
 
-    # -- Ctrl-C: at a step's end, never inside a garbage-collection callback -----------------------
+    # -- Ctrl-C: never lost inside a garbage-collection callback -------------------------------
     def _catch_sigint(self) -> None:
+        """Python drops an exception raised in a gc callback (JAX has one), so a Ctrl-C that
+        lands there would vanish: during the fit, such a Ctrl-C waits for the step's end."""
         self._sigint = False
         if threading.current_thread() is not threading.main_thread():
             return
-        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        current = signal.getsignal(signal.SIGINT)
+        original = getattr(current, "kclf_saved", current)  # left by a fit that raised
+        if original is not signal.default_int_handler:
             return  # someone else handles Ctrl-C
+        gc.callbacks[:] = [cb for cb in gc.callbacks if not getattr(cb, "kclf_gc", False)]
+        in_gc = [False]
+
+        def gc_start(phase, info):
+            if phase == "start":
+                in_gc[0] = True
+
+        def gc_stop(phase, info):
+            if phase == "stop":
+                in_gc[0] = False
 
         def handler(signum, frame):
-            if self._sigint:  # the second Ctrl-C interrupts at once
-                self._restore_sigint()
-                raise KeyboardInterrupt
-            self._sigint = True
+            if in_gc[0] and not self._sigint:
+                self._sigint = True  # raised at the step's end
+                return
+            raise KeyboardInterrupt
 
-        self._saved_handler = signal.signal(signal.SIGINT, handler)
+        gc_start.kclf_gc = gc_stop.kclf_gc = True
+        handler.kclf_saved = original
+        gc.callbacks.insert(0, gc_start)
+        gc.callbacks.append(gc_stop)
+        self._gc_hooks = (gc_start, gc_stop)
+        signal.signal(signal.SIGINT, handler)
+        self._saved_handler = original
 
     def _restore_sigint(self) -> None:
+        for hook in getattr(self, "_gc_hooks", ()):
+            if hook in gc.callbacks:
+                gc.callbacks.remove(hook)
+        self._gc_hooks = ()
         if self._saved_handler is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, self._saved_handler)
         self._saved_handler = None

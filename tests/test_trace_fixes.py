@@ -147,6 +147,22 @@ def test_ctrl_c_inside_a_gc_callback_stops_the_fit_at_the_next_step():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_ctrl_c_after_a_fit_that_raised_interrupts_at_once():
+    import os
+    import signal
+    import time
+
+    from test_callbacks import interrupt_at
+
+    case = CASES["linear-mse"]
+    with pytest.raises(KeyboardInterrupt):  # another callback raised: the trace never ended
+        fit_with_trace(build(case, sgd()), X, case.y, callbacks=[interrupt_at(2)])
+
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # not reached: Ctrl-C outside a gc callback raises where Python is
+
+
 # --- (7) Sequential: layer names and path ends ------------------------------------------------------
 
 
