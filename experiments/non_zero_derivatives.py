@@ -110,7 +110,7 @@ def accuracy_as_loss(ctx, X, y):
                      "weights moved": moved, "accuracy": results[name]["accuracy"]})
     if frames:  # JAX: the trace of steps whose gradients are all 0.0
         atomic_write(ctx.out / "accuracy_loss_trace.csv", pd.concat(frames).to_csv(index=False))
-        ctx.print(f"accuracy-loss trace (every gradient 0.0): {ctx.out / 'accuracy_loss_trace.csv'}")
+        ctx.print(f"accuracy-loss trace (every gradient 0.0): {ctx.shown / 'accuracy_loss_trace.csv'}")
 
     model = logistic_regression(2, weights=START)
     compile_model(model, "binary", optimizer=keras.optimizers.SGD(ACC_LEARNING_RATE))
