@@ -66,4 +66,4 @@ clean:
 # The TensorFlow lecture runs' initial weights and batch orders shipped for --start tensorflow
 # (kclf/demos/fixtures): remake them after changing the pinned keras or TensorFlow.
 fixtures: install
-	$(PY) -m kclf.demos.start --ship $${KCLF_STROKE_CSV:?set KCLF_STROKE_CSV to the Kaggle stroke CSV}
+	$(PY) -m kclf.demos.cache --ship $${KCLF_STROKE_CSV:?set KCLF_STROKE_CSV to the Kaggle stroke CSV}

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from kclf import registry, runner
-from kclf.demos import published, start
+from kclf.demos import cache, published, start
 
 pytestmark = pytest.mark.backend
 
@@ -119,7 +119,7 @@ def iris_replay(tmp_path_factory):
     summary, printed = execute("iris", out, backend(), KCLF_START="tensorflow")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KCLF_CACHE", str(CACHE))
-        fits, captured = start.load(start.ensure("iris", None))
+        fits, captured = cache.load(cache.ensure("iris", None))
     return summary, printed, out, fits, captured
 
 
@@ -190,8 +190,8 @@ def test_a_captured_fit_replays_bit_for_bit_on_tensorflow(tmp_path):
     assert orders.shape == (12, 40)  # 12 epochs of the 40 training rows, however many ran
     assert (np.sort(orders, axis=1) == np.arange(40)).all()
     path = tmp_path / "small.npz"
-    start.save(path, capture.fits, {"history": captured})
-    fits, saved = start.load(path)
+    cache.save(path, capture.fits, {"history": captured})
+    fits, saved = cache.load(path)
     assert saved["history"]["loss"] == captured["loss"]
     replay = start.Replay(fits)
     replayed = fit(replay)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kclf import compare
-from kclf.demos import published, start
+from kclf.demos import cache, published, start
 from kclf.errors import KclfError
 
 
@@ -64,7 +64,7 @@ def test_tensorflow_start_without_tensorflow_says_so_in_one_line(monkeypatch, tm
     other = tmp_path / "my-stroke.csv"  # no capture is shipped or cached for this file
     other.write_text("id,stroke\n")
     with pytest.raises(KclfError) as err:
-        start.ensure("stroke", other)
+        cache.ensure("stroke", other)
     message = str(err.value)
     assert "\n" not in message and "needs TensorFlow" in message
     assert "pip install 'kclf[tensorflow]'" in message
@@ -105,10 +105,10 @@ def test_demo_tolerance_depends_on_the_start():
 
 def test_shipped_captures_are_small_and_found_first(monkeypatch, tmp_path):
     monkeypatch.setenv("KCLF_CACHE", str(tmp_path))
-    shipped = sorted(start.FIXTURES.glob("*.npz"))
+    shipped = sorted(cache.FIXTURES.glob("*.npz"))
     assert sum(p.stat().st_size for p in shipped) < 1_000_000
-    iris = start.ensure("iris", None)  # found without TensorFlow and without a cache
-    assert iris.parent == start.FIXTURES and iris in shipped
-    fits, results = start.load(iris)
+    iris = cache.ensure("iris", None)  # found without TensorFlow and without a cache
+    assert iris.parent == cache.FIXTURES and iris in shipped
+    fits, results = cache.load(iris)
     assert [f.label for f in fits][:2] == ["fit_5_epochs", "fit_5_epochs_accuracy"]
     assert results["values"]["early_stopping"]["epochs"] == 68

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kclf.demos import lecture_cells, published, start
+from kclf.demos import cache, lecture_cells, published, start
 
 WHY_OTHER_BACKEND = (
     "Why the numbers differ on {backend}: the code and the seeds are the lecture's, but Keras "
@@ -32,10 +32,10 @@ def run(ctx, demo: str, data_file: Path | None, module) -> dict:
         starter = start.Lecture()
         ctx.print(f"# start: the lecture's own seeding on {ctx.backend} (--start lecture)")
     else:
-        cache = start.ensure(demo, data_file)
-        fits, _ = start.load(cache)
+        capture = cache.ensure(demo, data_file)
+        fits, _ = cache.load(capture)
         starter = start.Replay(fits, every=module.TRACE_EVERY)
-        ctx.print(f"# start: TensorFlow's initial weights and batch order ({cache})")
+        ctx.print(f"# start: TensorFlow's initial weights and batch order ({capture})")
     try:
         out = lecture_cells(demo)(ctx, starter, data_file)
     finally:  # an interrupted or failed fit keeps what its trace recorded
@@ -57,7 +57,7 @@ def run(ctx, demo: str, data_file: Path | None, module) -> dict:
         ctx.print("\nThe lecture ran keras 3.8.0 with tensorflow 2.18.0; numbers that differ "
                   "here come from a different Keras or TensorFlow version or CPU.")
     elif mode == "tensorflow":
-        ctx.print("\n" + WHY_REPLAY.format(cache=cache.name, backend=ctx.backend))
+        ctx.print("\n" + WHY_REPLAY.format(cache=capture.name, backend=ctx.backend))
     title = f"{demo} on {ctx.backend} (--start {mode})" + (" (synthetic data)" if synthetic else "")
     if demo == "iris":
         module.figure(ctx, out["histories"], title)
