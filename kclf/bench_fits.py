@@ -64,7 +64,7 @@ def run_fits_worker(backend: str, repeats: int, quick: bool, trace_from: str | N
     from kclf.backend import select_backend
 
     select_backend(backend)
-    from kclf.bench import _trace_class
+    from kclf.bench_workers import _trace_class
 
     TrainingTrace = _trace_class(trace_from)
 
