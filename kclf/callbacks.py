@@ -16,10 +16,7 @@ on is in :mod:`kclf._keras_api`.
 
 from __future__ import annotations
 
-import gc
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -27,6 +24,7 @@ import numpy as np
 
 from kclf import _keras_api as api
 from kclf import trace_store
+from kclf._interrupt import CtrlC
 from kclf.backend import select_backend
 from kclf.errors import KclfError
 
@@ -82,8 +80,7 @@ class TrainingTrace(keras.callbacks.Callback):
         self._fits = 0
         self._steps_before = 0  # steps of the earlier fits
         self._read = 0  # steps of this fit copied from the device
-        self._sigint = False
-        self._saved_handler = None
+        self._sigint = CtrlC()
         self._times = (None, None, None, 0)  # start, first call returned, last read, steps
 
     # -- attaching to a model ------------------------------------------------------------
@@ -139,7 +136,7 @@ class TrainingTrace(keras.callbacks.Callback):
         self._flush_calls = hooks.ring // hooks.steps_per_call
         self._interrupted, self.recording = False, True
         self._times = (time.perf_counter(), None, None, 0)
-        self._catch_sigint()
+        self._sigint.catch()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._epoch_start = epoch, self._read
@@ -150,12 +147,12 @@ class TrainingTrace(keras.callbacks.Callback):
             self._times = (self._times[0], time.perf_counter(), None, 0)
         if self._calls >= self._flush_calls:  # before the next call could overwrite a slot
             self._flush()
-        if self._sigint:
+        if self._sigint.pending:
             self._stop_on_ctrl_c()
 
     def on_epoch_end(self, epoch, logs=None):
         self._flush()
-        if self._sigint:
+        if self._sigint.pending:
             self._stop_on_ctrl_c()
 
     def on_train_end(self, logs=None):
@@ -170,54 +167,9 @@ class TrainingTrace(keras.callbacks.Callback):
             self._flush()
         finally:
             self.recording, self._interrupted = False, interrupted
-            self._restore_sigint()
+            self._sigint.release()
             if self._hooks is not None:
                 self._hooks.uninstall()
-
-    # -- Ctrl-C: never lost inside a garbage-collection callback -------------------------------
-    def _catch_sigint(self) -> None:
-        """Python drops an exception raised in a gc callback (JAX has one), so a Ctrl-C that
-        lands there would vanish: during the fit, such a Ctrl-C waits for the step's end."""
-        self._sigint = False
-        if threading.current_thread() is not threading.main_thread():
-            return
-        current = signal.getsignal(signal.SIGINT)
-        original = getattr(current, "kclf_saved", current)  # left by a fit that raised
-        if original is not signal.default_int_handler:
-            return  # someone else handles Ctrl-C
-        gc.callbacks[:] = [cb for cb in gc.callbacks if not getattr(cb, "kclf_gc", False)]
-        in_gc = [False]
-
-        def gc_start(phase, info):
-            if phase == "start":
-                in_gc[0] = True
-
-        def gc_stop(phase, info):
-            if phase == "stop":
-                in_gc[0] = False
-
-        def handler(signum, frame):
-            if in_gc[0] and not self._sigint:
-                self._sigint = True  # raised at the step's end
-                return
-            raise KeyboardInterrupt
-
-        gc_start.kclf_gc = gc_stop.kclf_gc = True
-        handler.kclf_saved = original
-        gc.callbacks.insert(0, gc_start)
-        gc.callbacks.append(gc_stop)
-        self._gc_hooks = (gc_start, gc_stop)
-        signal.signal(signal.SIGINT, handler)
-        self._saved_handler = original
-
-    def _restore_sigint(self) -> None:
-        for hook in getattr(self, "_gc_hooks", ()):
-            if hook in gc.callbacks:
-                gc.callbacks.remove(hook)
-        self._gc_hooks = ()
-        if self._saved_handler is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self._saved_handler)
-        self._saved_handler = None
 
     def _stop_on_ctrl_c(self) -> None:
         self.end_fit(interrupted=True)
