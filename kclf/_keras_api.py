@@ -22,6 +22,7 @@ from __future__ import annotations
 MIN_KERAS = (3, 10, 0)  # the oldest keras make test passes with (pyproject.toml says the same)
 
 _MODEL_METHODS = ("_compute_loss",)
+_SCALER_METHODS = ("_stateless_handle_non_finite_grads", "_stateful_handle_non_finite_grads")
 _OPTIMIZER_METHODS = ("_apply_weight_decay", "_backend_update_step", "_track_variable", "_untrack_variable")
 
 
@@ -44,6 +45,8 @@ def check_supported() -> None:
     found = keras.__version__
     missing = [f"Model.{n}" for n in _MODEL_METHODS if not hasattr(keras.Model, n)]
     missing += [f"Optimizer.{n}" for n in _OPTIMIZER_METHODS if not hasattr(keras.optimizers.Optimizer, n)]
+    scaler = keras.optimizers.LossScaleOptimizer
+    missing += [f"LossScaleOptimizer.{n}" for n in _SCALER_METHODS if not hasattr(scaler, n)]
     if _version(found) < MIN_KERAS or missing:
         need = ".".join(map(str, MIN_KERAS))
         why = f" (missing {', '.join(missing)})" if missing else ""
