@@ -29,7 +29,8 @@ $(FLOOR_STAMP): pyproject.toml | install
 	@touch $@
 
 # Backend-free tests once, then the backend tests once per backend, each in its own process;
-# then the backend-free and the JAX tests again with the oldest keras kclf declares.
+# then the backend-free and the JAX tests again with the oldest keras kclf declares (the
+# shipped TensorFlow captures are keyed by the keras version they were made with: not that one).
 test: install $(FLOOR_STAMP)
 	@status=0; \
 	echo "== tests without a backend"; \
@@ -39,7 +40,8 @@ test: install $(FLOOR_STAMP)
 	  KERAS_BACKEND=$$b $(PY) -m pytest -q -m backend || status=1; \
 	done; \
 	echo "== keras $$(PYTHONPATH=$(FLOOR_DIR) $(PY) -c 'import keras; print(keras.__version__)') (the declared floor): tests without a backend, then JAX"; \
-	PYTHONPATH=$(FLOOR_DIR) $(PY) -m pytest -q -p no:cacheprovider -m "not backend" || status=1; \
+	PYTHONPATH=$(FLOOR_DIR) $(PY) -m pytest -q -p no:cacheprovider -m "not backend" \
+	  --deselect tests/test_published.py::test_shipped_captures_are_small_and_found_first || status=1; \
 	PYTHONPATH=$(FLOOR_DIR) KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider -m backend || status=1; \
 	if [ $$status -ne 0 ]; then echo "make test: FAILED"; else echo "make test: all passed"; fi; \
 	exit $$status
