@@ -76,6 +76,39 @@ def patch_optimizer(optimizer, make_weight_decay, make_update_step) -> None:
 def unpatch_optimizer(optimizer) -> None:
     optimizer.__dict__.pop("_apply_weight_decay", None)
     optimizer.__dict__.pop("_backend_update_step", None)
+    optimizer.__dict__.pop("_all_reduce_sum_gradients", None)
+
+
+def capture_all_reduce(optimizer, into: dict) -> None:
+    """TensorFlow: the update step sums the replicas' gradients itself
+    (``_all_reduce_sum_gradients``) before applying them; keep what it returns in ``into``
+    (position -> gradient), so the trace records the applied gradients, not one replica's."""
+    original = getattr(optimizer, "_all_reduce_sum_gradients", None)
+    if original is None:
+        return
+
+    def all_reduce_sum_gradients(grads_and_vars):
+        reduced = original(grads_and_vars)
+        into.clear()
+        into.update({i: g for i, (g, _) in enumerate(reduced)})
+        return reduced
+
+    object.__setattr__(optimizer, "_all_reduce_sum_gradients", all_reduce_sum_gradients)
+
+
+def sum_over_replicas(value):
+    """Inside a tf.distribute replica context with several replicas: the SUM all-reduce of
+    ``value``; else ``value``."""
+    from keras import backend
+
+    if backend.backend() != "tensorflow":
+        return value
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
 def track(optimizer, variables) -> None:

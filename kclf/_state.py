@@ -35,7 +35,14 @@ class StateReader:
             return [np.asarray(state[key][i]) for key, i in self._jax_locations()]
         from keras import ops
 
-        return [np.asarray(ops.convert_to_numpy(v.value)) for v in self.variables]
+        return [np.asarray(ops.convert_to_numpy(_current(v.value))) for v in self.variables]
+
+
+def _current(value):
+    """A tf.distribute variable reads as its aggregate (the first replica's copy for the
+    trace's rings); anything else is already a value."""
+    read = getattr(value, "read_value", None)
+    return read() if read is not None and hasattr(value, "_distribute_strategy") else value
 
 
 def write_slot(buffer, slot, value) -> None:
@@ -70,7 +77,14 @@ def write_slot(buffer, slot, value) -> None:
         # A scatter writes the row in place; a sliced assign reads the variable first,
         # which makes TensorFlow copy the whole ring before writing.
         row = tf.reshape(value, (1,) + tuple(buffer.shape[1:]))
-        buffer.value.scatter_update(tf.IndexedSlices(row, tf.reshape(tf.cast(slot, "int32"), (1,))))
+        index = tf.reshape(tf.cast(slot, "int32"), (1,))
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # tf.distribute: per-replica (on-read) variables have no scatter_update; the
+            # whole-variable assign goes through the variable's aggregation instead.
+            buffer.assign(tf.tensor_scatter_nd_update(buffer.value.read_value(), index[:, None], row))
+        else:
+            buffer.value.scatter_update(tf.IndexedSlices(row, index))
     else:
         start = (slot,) + (0,) * (len(buffer.shape) - 1)
         buffer.assign(ops.slice_update(buffer.value, start, ops.expand_dims(value, 0)))

@@ -31,10 +31,17 @@ class LossRecorder(keras.metrics.Metric):
     def __init__(self, ring: int):
         super().__init__(name="kclf_trace_loss")
         self.ring = ring
-        self.losses = self.add_variable(shape=(ring,), initializer="zeros", name="losses")
-        self.count = self.add_variable(shape=(), initializer="zeros", dtype="int32", name="count")
+        # Under tf.distribute the metric's variables are per replica and summed when read:
+        # the loss is all-reduced in the step (below), so the first replica's copy is it.
+        self.losses = self.add_variable(shape=(ring,), initializer="zeros", name="losses",
+                                        aggregation="only_first_replica")
+        self.count = self.add_variable(shape=(), initializer="zeros", dtype="int32", name="count",
+                                       aggregation="only_first_replica")
 
     def update_state(self, loss):
+        # The step's loss as Keras reports it: under MirroredStrategy each replica's loss is
+        # its shard's mean divided by the replica count, and their sum is the batch's.
+        loss = api.sum_over_replicas(loss)
         slot = ops.mod(self.count.value, self.ring) if self.ring > 1 else None
         write_slot(self.losses, slot, ops.stop_gradient(loss))
         self.count.assign_add(1)
@@ -66,8 +73,13 @@ class Hooks:
         # A row: before, gradients, after, learning rate, and how many steps a loss-scale
         # optimizer had skipped by then (the loss lives in the metric's ring).
         width = 3 * sum(self.sizes) + 2
-        self.rows = self.optimizer.add_variable(shape=(self.ring, width), dtype="float32", name="kclf_rows")
-        self.skips = self.optimizer.add_variable(shape=(), dtype="float32", name="kclf_skipped_steps")
+        # Placed like every variable without a layout: replicated on each device of a
+        # DataParallel mesh (JAX) or mirrored on each replica (tf.distribute); every replica
+        # writes the same all-reduced row, so the first replica's copy is the one kept.
+        self.rows = self.optimizer.add_variable(shape=(self.ring, width), dtype="float32", name="kclf_rows",
+                                                aggregation="only_first_replica")
+        self.skips = self.optimizer.add_variable(shape=(), dtype="float32", name="kclf_skipped_steps",
+                                                 aggregation="only_first_replica")
         self.scaler = model.optimizer if model.optimizer is not self.optimizer else None
         api.untrack(self.optimizer, [self.rows, self.skips])
         self.loss = LossRecorder(self.ring)
@@ -92,12 +104,18 @@ class Hooks:
     def _update_step(self, original):
         optimizer, ring, variables, before = self.optimizer, self.ring, self.variables, self._before
 
+        reduced = self._reduced
+
         def update_step(grads, trainable_variables, learning_rate):
+            reduced.clear()
             by_id = {id(v): g for g, v in zip(grads, trainable_variables)}
             starts = [before.get(id(v)) for v in variables]
             starts = [_snapshot(v) if s is None else s for s, v in zip(starts, variables)]
             slot = ops.mod(optimizer.iterations, ring) if ring > 1 else None
             original(grads, trainable_variables, learning_rate)
+            if reduced:  # tf.distribute: the all-reduced gradients the update applied
+                by_id = {id(v): reduced[i] for i, v in enumerate(trainable_variables)}
+                reduced.clear()
             row = pack(starts + [by_id[id(v)] for v in variables] + [v.value for v in variables]
                        + [learning_rate, self.skips.value])
             write_slot(self.rows, slot, row)
@@ -110,8 +128,10 @@ class Hooks:
         """Put the hooks on; the cached traced train function when the model has one."""
         model, optimizer = self.model, self.optimizer
         self._before = {}
+        self._reduced = {}
         api.track(optimizer, [self.rows, self.skips])
         api.patch_optimizer(optimizer, self._weight_decay, self._update_step)
+        api.capture_all_reduce(optimizer, self._reduced)
         if self.scaler is not None:
             api.count_skipped_steps(self.scaler, self.skips)
         api.patch_compute_loss(model, self.loss.update_state)

@@ -32,7 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from kclf import bench_fits, procs
+from kclf import bench_dp, bench_fits, procs
 from kclf.backend import BACKENDS, is_installed, validate_name
 from kclf.bench_reference import LEARNING_RATE, MODELS, NumpySGD, make_data, numpy_fit  # noqa: F401
 from kclf.bench_report import (  # noqa: F401
@@ -144,6 +144,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--memory-worker", help=argparse.SUPPRESS)
     parser.add_argument("--fits-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--dp-worker", help=argparse.SUPPRESS)
     parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     # For whoever changes kclf/callbacks.py: measure a TrainingTrace defined in another file.
@@ -170,8 +171,11 @@ def _settings(args) -> dict:
 
 def main(args) -> int:
     settings = _settings(args)
-    if args.worker or args.memory_worker or args.fits_worker:
-        if args.fits_worker:
+    if args.worker or args.memory_worker or args.fits_worker or getattr(args, "dp_worker", None):
+        if getattr(args, "dp_worker", None):
+            result = bench_dp.run_dp_worker(settings["steps"], args.repeats, settings["min_seconds"], args.quick,
+                                            args.trace_from)
+        elif args.fits_worker:
             result = bench_fits.run_fits_worker(validate_name(args.fits_worker), args.repeats, args.quick,
                                                 args.trace_from)
         elif args.worker:
@@ -206,6 +210,10 @@ def main(args) -> int:
     for backend in backends:
         _log(backend, "whole fits and second fits (own process)")
         fits.append(_run_child(["--fits-worker", backend, *common], f"{backend}-fits", out))
+    data_parallel = None
+    if bench_dp.BACKEND in backends:
+        _log(bench_dp.BACKEND, f"data parallel on {bench_dp.DEVICES} CPU devices (own process)")
+        data_parallel = bench_dp.run_child(common, out)
     demos = bench_fits.run_demos(backends) if settings["demos"] else []
     memory = []
     if settings["memory_steps"] > 0:
@@ -223,7 +231,9 @@ def main(args) -> int:
             memory = list(pool.map(lambda job: _run_child(job[0], job[1], out), jobs))
     settings["wall_s"] = time.perf_counter() - started
     payload = assemble(workers, memory, machine, settings, fits, demos)
+    payload["data_parallel"] = data_parallel
     table = render_table(payload)
+    table = table + "\n".join(bench_dp.render(data_parallel)) + ("\n" if data_parallel else "")
     atomic_write(out / "bench.json", json.dumps(to_jsonable(payload), indent=2))
     atomic_write(out / "bench.md", table)
     print(table, end="")

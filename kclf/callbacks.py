@@ -31,6 +31,11 @@ from kclf.errors import KclfError
 select_backend()
 import keras  # noqa: E402
 
+from kclf import devices  # noqa: E402
+
+if devices.requested() > 1:
+    devices.configure()  # KCLF_DEVICES=N (kclf compare --devices N): before the first op
+
 from kclf._trace_hooks import hooks_for  # noqa: E402
 
 

@@ -99,7 +99,7 @@ def test_unknown_backend_is_a_usage_error(kclf_cmd):
 def test_quick_bench_writes_json_and_table(kclf_cmd, tmp_path):
     out = subprocess.run(
         [*kclf_cmd, "bench", "--quick", "--backends", "jax", "--repeats", "1", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=240,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "bench[jax]" in out.stderr
@@ -128,7 +128,16 @@ def test_quick_bench_writes_json_and_table(kclf_cmd, tmp_path):
     table = (tmp_path / "bench.md").read_text()
     assert table in out.stdout
     assert table.startswith("| backend | fit (compile included) |")
-    assert table.count("| jax |") == 6  # three fits, two cases and the memory row
+    assert table.count("| jax |") == 7  # three fits, two cases, the memory row, data parallel
+
+    # Data parallelism: DataParallel over 4 JAX CPU devices, its own process.
+    dp = payload["data_parallel"]
+    assert dp["devices"] == 4 and [c["model"] for c in dp["cases"]] == ["logistic"]
+    for case in dp["cases"]:
+        assert case["every_step_recorded"] is True and case["ratio"]["median"] > 0
+        memory = case["ring_memory"]
+        assert memory["devices"] == 4 and memory["total_bytes"] == 4 * memory["per_device_bytes"] > 0
+    assert "| jax | 4 | logistic | 32 |" in table and "one full copy per device" in table
     assert "| numpy |" in table and "Machine:" in table
 
 

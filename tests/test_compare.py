@@ -465,3 +465,31 @@ def test_separate_gives_every_run_its_own_process(tmp_path, monkeypatch):
     assert cli.main(["compare", "all", "--separate", "--backends", "jax,torch", "--out", str(out)]) == 0
     data = json.loads((out / "comparison.json").read_text())
     assert not any(run["batched"] for exp in data["experiments"].values() for run in exp["runs"].values())
+
+
+# -- issue 13: --devices N ------------------------------------------------------------------------
+def test_data_parallel_agrees_on_4_devices_and_torch_is_skipped_in_one_line(tmp_path, capsys):
+    """kclf compare --devices 4: every child starts with 4 CPU devices (JAX: DataParallel,
+    TensorFlow: MirroredStrategy over 4 logical CPUs); keras 3.15's torch has no DataParallel."""
+    import os
+
+    from kclf import devices
+
+    out = tmp_path / "compare"
+    before = dict(os.environ)
+    code = cli.main(["compare", "data-parallel", "--backends", "jax,tensorflow,torch", "--devices", "4",
+                     "--out", str(out)])
+    assert dict(os.environ) == before  # the children's environment only
+    data = json.loads((out / "comparison.json").read_text())
+    exp = data["experiments"]["data-parallel"]
+    assert code == 0 and exp["verdict"] == "agree", exp["where"]
+    err = capsys.readouterr().err
+    if not devices.torch_has_data_parallel():
+        (line,) = [ln for ln in err.splitlines() if "skipping torch" in ln]
+        assert "torch backend has no DataParallel" in line and "Keras 3.16" in line
+    for backend in ("jax", "tensorflow"):
+        summary = json.loads((out / "runs" / "data-parallel" / backend / "summary.json").read_text())
+        results = summary["results"]
+        assert results["devices"] == 4
+        for label in ("iris classifier", "logistic regression"):
+            assert results[label]["agree"] is True and results[label]["steps_on_n_devices"] == 21, backend

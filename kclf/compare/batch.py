@@ -16,6 +16,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from kclf import devices
 from kclf.compare.runs import EXIT, beside
 from kclf.fsio import atomic_write
 
@@ -44,6 +45,11 @@ def main(argv: list[str]) -> int:
     from kclf import cli
 
     backend, *items = argv
+    if os.environ.get(devices.ENV, "1") != "1":
+        from kclf.backend import select_backend
+
+        select_backend()
+        devices.configure()  # --devices N: before any experiment runs a backend op
     for item in items:
         name, _, folder = item.partition("=")
         folder = Path(folder)

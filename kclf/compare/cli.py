@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from kclf.compare.runs import (
@@ -39,6 +41,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--separate", action="store_true", help="one process per run (default: the "
                         "short experiments of a backend share one process, imports once)")
     parser.add_argument("--data", help="data file for experiments that read one (stroke: the Kaggle CSV)")
+    parser.add_argument("--devices", type=int, default=1, metavar="N",
+                        help="CPU devices each run sees (default 1): N > 1 sets up N virtual devices "
+                        "in every child before its backend starts (kclf.devices), for data-parallel "
+                        "runs (DataParallel on JAX, MirroredStrategy on TensorFlow)")
     parser.add_argument("--start", choices=START_MODES, default=DEFAULT_START,
                         help="where the demos (iris, stroke) start: tensorflow (default) = every "
                         "backend from the TensorFlow lecture run's initial weights and batch order, "
@@ -60,8 +66,6 @@ def _progress(done: int, total: int, elapsed: float, outcome: RunOutcome, left: 
 
 
 def main(args) -> int:
-    from kclf import report
-
     for option in ("rtol", "atol"):
         value = getattr(args, option)
         if value is not None and not value >= 0:
@@ -70,8 +74,20 @@ def main(args) -> int:
         raise UsageError(f"--jobs {args.jobs}: expected at least 1")
     if not args.timeout > 0:
         raise UsageError(f"--timeout {args.timeout}: expected seconds > 0")
+    devices = getattr(args, "devices", 1)
+    if not isinstance(devices, int) or devices < 1:
+        raise UsageError(f"--devices {devices!r}: expected a positive number of devices")
     targets = resolve_targets(args.names)
     backends, skipped = resolve_backends(args.backends)
+    if devices > 1:
+        backends, skipped = _with_devices(devices, backends, skipped)
+    with _children_environment(devices):
+        return _main(args, targets, backends, skipped)
+
+
+def _main(args, targets, backends, skipped) -> int:
+    from kclf import report
+
     if not backends:
         raise KclfError("no backend is installed; install one with make install")
     tolerances = {t.name: tolerance_for(t.name, args.rtol, args.atol, start=args.start)
@@ -100,6 +116,37 @@ def main(args) -> int:
     state = "" if data["complete"] else "INCOMPLETE "
     print(f"{state}report: {page} (also comparison.md, comparison.json)", file=sys.stderr)
     return data["exit_code"]
+
+
+@contextmanager
+def _children_environment(n: int):
+    """--devices N: the children (which inherit this environment) start with N CPU devices;
+    this process's own environment is back as it was afterwards."""
+    if n == 1:
+        yield
+        return
+    from kclf import devices
+
+    saved = dict(os.environ)
+    os.environ.update(devices.environment(n))
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _with_devices(n: int, backends: list[str], skipped: dict) -> tuple[list[str], dict]:
+    """--devices N: the backends without data parallelism in the installed Keras are
+    skipped, in one line."""
+    from importlib.metadata import version
+
+    from kclf import devices
+
+    if "torch" in backends and not devices.torch_has_data_parallel():
+        skipped = {**skipped, "torch": devices.TORCH_MESSAGE.format(version=version("keras"), n=n)}
+        backends = [b for b in backends if b != "torch"]
+    return backends, skipped
 
 
 def check_data(data: str | None, names: list[str], scripts: bool) -> None:
