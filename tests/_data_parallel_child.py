@@ -45,6 +45,21 @@ def main() -> None:
             "applied_vs_recorded": applied, "copies": placement(many),
             "losses": many.losses().tolist(), "history": many.model.history.history["loss"],
         }
+    # JAX: several steps per execution (the rings are read once per ring, not per call).
+    if keras.backend.backend() == "jax":
+        from kclf.models import compile_model
+
+        label, build, task = dp.models()[0]
+        traces = []
+        for k in (1, n):
+            with devices.data_parallel(k):
+                model = build()
+                compile_model(model, task, optimizer=keras.optimizers.SGD(dp.LEARNING_RATE), steps_per_execution=4)
+                trace = TrainingTrace()
+                model.fit(x, y_class, batch_size=dp.BATCH_SIZE, epochs=dp.EPOCHS, shuffle=False, verbose=0,
+                          callbacks=[trace])
+            traces.append(trace)
+        out["steps_per_execution_4"] = {"differences": dp.differences(*traces), "disagreements": dp.agree(*traces)}
     # TensorFlow: built and compiled in the strategy's scope, fit outside it (Keras enters it).
     if keras.backend.backend() == "tensorflow":
         label, build, task = dp.models()[1]
