@@ -24,7 +24,7 @@ from kclf.errors import KclfError
 
 ENV = "KCLF_DEVICES"
 TORCH_MESSAGE = ("keras {version}'s torch backend has no DataParallel (it is merged upstream for Keras 3.16); "
-                 "expected KERAS_BACKEND=jax or tensorflow for --devices {n}")
+                 "expected KERAS_BACKEND=jax or tensorflow for {n} devices")
 
 
 _STRATEGIES: dict = {}
@@ -86,12 +86,26 @@ def configure(n: int | None = None) -> int:
             except RuntimeError:
                 raise KclfError(f"TensorFlow started before kclf could split its CPU into {n} devices; "
                                 "expected kclf.devices.configure() before the first TensorFlow op") from None
+    if name == "jax":
+        _jax_cpu_devices(n)
     found = len(cpu_devices())
     if found < n:
         hint = (f"XLA_FLAGS=--xla_force_host_platform_device_count={n} before jax is imported"
                 if name == "jax" else "a backend with data parallelism")
         raise KclfError(f"{n} CPU devices wanted, {found} found on the {name} backend; expected {hint}")
     return n
+
+
+def _jax_cpu_devices(n: int) -> None:
+    """JAX reads its CPU device count when its backend starts, which importing Keras does
+    not do: asking for ``n`` then still works without XLA_FLAGS in the environment."""
+    import jax
+
+    try:
+        if jax.config.jax_num_cpu_devices < n:
+            jax.config.update("jax_num_cpu_devices", n)
+    except (AttributeError, RuntimeError):
+        pass  # an older jax, or its backend already started: the count check below says so
 
 
 def cpu_devices() -> list:
