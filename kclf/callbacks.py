@@ -113,6 +113,10 @@ class TrainingTrace(keras.callbacks.Callback):
         super().set_model(model)
         if self.recording:
             self.end_fit(interrupted=True)  # the last fit raised
+        if not model.trainable_variables:  # TensorFlow builds an Input-less Sequential later
+            raise KclfError(f"model {model.name!r} has no weights yet (it is built at its first "
+                            "batch); TrainingTrace records them from the first step: give it "
+                            "keras.Input(shape) or call model.build(input_shape) before fit")
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
         variables = self._select(model.trainable_variables)

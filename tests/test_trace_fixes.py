@@ -258,3 +258,28 @@ def test_an_unsupported_keras_is_named_in_one_line_before_anything_changes(monke
         fit_with_trace(model, X, case.y)
     assert "\n" not in str(error.value)
     assert kclf_leftovers(model, n_variables) == []
+
+
+def test_a_model_without_weights_yet_is_traced_or_refused_in_one_line(backend_name):
+    """An Input-less Sequential: JAX and PyTorch build it before the callbacks start, and the
+    trace records it; TensorFlow builds it inside the first step, and the trace says how to
+    give it weights first instead of Keras's "Unknown variable" from the optimizer."""
+    import keras
+    import numpy as np
+
+    from kclf.callbacks import TrainingTrace
+    from kclf.errors import KclfError
+
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    model = keras.Sequential([keras.layers.Dense(3, activation="relu"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("sgd", "binary_crossentropy")
+    trace = TrainingTrace()
+    if model.built or backend_name != "tensorflow":
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[trace])
+        assert trace.steps_recorded == 2
+        return
+    with pytest.raises(KclfError) as err:
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[trace])
+    assert "\n" not in str(err.value) and "keras.Input(shape)" in str(err.value)
