@@ -68,8 +68,6 @@ def _build(model, input_dim: int) -> None:
 class Lecture:
     """The lecture's own fit: Keras shuffles with the backend's generator."""
 
-    mode = "lecture"
-
     def __init__(self):
         self.traces: dict = {}
 
@@ -79,8 +77,6 @@ class Lecture:
 
 class Capture(Lecture):
     """TensorFlow only: the lecture's fit, recording the initial weights and the order."""
-
-    mode = "capture"
 
     def __init__(self):
         super().__init__()
@@ -181,8 +177,6 @@ def replay_data(x, y, start: FitStart):
 
 class Replay(Lecture):
     """Start from the captured weights and order, with a TrainingTrace on every fit."""
-
-    mode = "tensorflow"
 
     def __init__(self, fits: list[FitStart], every: dict[str, int] | None = None):
         super().__init__()
