@@ -9,43 +9,36 @@ class-weighted fits (up to 1,000 epochs, early stopping on val_pr_auc), their ev
 scikit-learn's ROC and precision-recall displays, and confusion matrices at > 0.5 and > 0.3.
 Every number the lecture prints is set beside this run's (kclf.demos.published).
 
---start lecture (default): the lecture's own seeding; TensorFlow reprints the lecture.
---start tensorflow: TensorFlow's initial weights and batch order on every backend, traced.
---start numpy: kclf's NumPy-seeded deterministic runs (kclf.demos.stroke_numpy).
+2026 (the default, on torch unless --backend): the preprocessing lecture's Example 3 first
+(its splits, value counts and column transformer, the CSV files it writes, which the demo
+reads), then two 5-epoch fits, a 500-epoch fit and early stopping on val_accuracy before the
+PR-AUC fits. 2025 (--edition 2025, on tensorflow unless --backend): as described above.
+
+--start lecture (default): the edition's own seeding; its own backend reprints it.
+--start torch-2026 / tensorflow-2025: that run's initial weights and batch order on every
+backend, traced. --start numpy: kclf's NumPy-seeded deterministic runs (kclf.demos.stroke_numpy).
 """
 
-import os
-from pathlib import Path
-
 NAME = "stroke"
-DESCRIPTION = "Stroke prediction (Kaggle CSV via --data, else synthetic): the lecture's cells, Dense(32, 16) + sigmoid, PR-AUC early stopping, class weights; every printed number vs the lecture"
+DESCRIPTION = "Stroke prediction (Kaggle CSV via --data, else synthetic): preprocessing, Dense(32, 16) + sigmoid, early stopping, class weights; every printed number vs the edition's"
 SLIDE = "Demonstration: binary classification (stroke prediction)"
-START_MODES = ("lecture", "tensorflow", "numpy")
-POSITION = 20  # in the lecture's order (kclf list, kclf compare)
-TOLERANCE = {"numpy": "stroke", "tensorflow": "lecture-start", "lecture": "own-draws"}
-DATA_VARIABLES = ("KCLF_DATA", "KCLF_STROKE_CSV")  # KCLF_DATA is what kclf run --data sets
+START_MODES = ("lecture", "torch-2026", "tensorflow-2025", "numpy")
+EDITIONS = ("2026", "2025")
+POSITION = 10  # in the 2026 lecture's order, before iris (kclf list, kclf compare)
+TOLERANCE = {"numpy": "stroke", "torch-2026": "lecture-start", "tensorflow-2025": "lecture-start",
+             "lecture": "own-draws"}
+DATA_VARIABLES = ("KCLF_STROKE_CSV",)  # read by kclf run when --data is not given
 DATA_CHECK = "kclf.demo_data:load_stroke_csv"  # checks a --data file before anything runs
 
 
-def data_file():
-    for variable in DATA_VARIABLES:
-        if os.environ.get(variable):
-            return Path(os.environ[variable])
-    return None
-
-
 def run(ctx):
-    from kclf.demos import start
-
-    if start.mode() == "numpy":
+    if ctx.start == "numpy":
         from kclf.demos import stroke_numpy
 
         return {"start": "numpy", **stroke_numpy.run(ctx)}
     from kclf.demo_data import load_stroke_csv
-    from kclf.demos import stroke
     from kclf.demos.run import run as run_demo
 
-    path = data_file()
-    if path is not None:
-        load_stroke_csv(path)  # a bad file fails here, in one line, before any training
-    return run_demo(ctx, "stroke", path, stroke)
+    if ctx.data is not None:
+        load_stroke_csv(ctx.data)  # a bad file fails here, in one line, before any training
+    return run_demo(ctx, "stroke", ctx.data)

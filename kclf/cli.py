@@ -16,7 +16,11 @@ import sys
 from pathlib import Path
 
 from kclf import __version__
+from kclf.editions import EDITIONS, STARTS, start_names
 from kclf.errors import KclfError, UsageError
+
+# Where the demos find the Kaggle stroke CSV when --data is not given (read once, here).
+STROKE_CSV_ENV = "KCLF_STROKE_CSV"
 
 # Subcommands implemented in their own modules: name -> (module, help).
 _PLUGINS = {
@@ -63,22 +67,51 @@ def _check_data(info, data: str | None) -> None:
     registry.check_data(info, data)
 
 
+def _settings(info, args) -> tuple[dict, str | None]:
+    """The run's settings from the command line (kclf.editions): start, edition and data;
+    and the backend the run defaults to (the edition's, for an experiment with editions).
+    Read here, once: the experiment gets them as fields of its Run."""
+    from kclf import editions, registry
+
+    if args.start and not info.starts:
+        raise UsageError(f"--start {args.start}: experiment {info.name!r} takes no --start "
+                         "(it has one start only)")
+    if args.edition and not info.editions:
+        raise UsageError(f"--edition {args.edition}: experiment {info.name!r} is the same in "
+                         "every edition; --edition is for "
+                         + ", ".join(n for n, i in registry.discover().items() if i.editions))
+    start, edition = editions.resolve(args.start, args.edition)
+    if info.starts and start.name not in info.starts:
+        raise UsageError(f"--start {start.name}: experiment {info.name!r} takes one of: "
+                         f"{', '.join(info.starts)}")
+    if info.editions and edition.name not in info.editions:
+        raise UsageError(f"--edition {edition.name}: experiment {info.name!r} has "
+                         f"{', '.join(info.editions)}")
+    data = args.data
+    if data is None and info.reads_data:
+        data = os.environ.get(STROKE_CSV_ENV) or None
+    settings = {"start": start.name if info.starts else editions.RUN_DEFAULT_START,
+                "edition": edition.name, "data": data}
+    return settings, (edition.backend if info.editions else None)
+
+
 def _cmd_run(args) -> int:
     from kclf import registry
     from kclf.backend import select_backend, validate_name, versions
     from kclf.fsio import StagedFolder
 
     info = registry.get(args.name)  # unknown names fail before any backend import
-    if args.start:
-        if args.start not in info.starts:
-            offered = (f"one of: {', '.join(info.starts)}" if info.starts
-                       else "no --start (it has one start only)")
-            raise UsageError(f"--start {args.start}: experiment {info.name!r} takes {offered}")
-        os.environ["KCLF_START"] = args.start
+    settings, edition_backend = _settings(info, args)
     if args.backend is not None:
         validate_name(args.backend)  # a bad name is a usage error before the data is read
     _check_data(info, args.data)
-    backend = select_backend(args.backend)  # sets KERAS_BACKEND; keras is not imported yet
+    note = None
+    if args.backend is None and edition_backend is not None:
+        chosen = os.environ.get("KERAS_BACKEND")
+        if chosen and chosen != edition_backend:
+            note = (f"the {settings['edition']} edition ran on {edition_backend}; KERAS_BACKEND="
+                    f"{chosen} is not used for it (give --backend {chosen} to run it there)")
+    backend = select_backend(args.backend or edition_backend)  # keras is not imported yet
     out = Path(args.out) if args.out else Path("results") / info.name / backend
     staged = StagedFolder(out)  # --out is checked here, before anything trains
     if not args.json:
@@ -87,10 +120,14 @@ def _cmd_run(args) -> int:
         if info.slide:
             print(f"# slides: {info.slide}")
         print(f"# backend: {backend} {v[backend]} (keras {v['keras']})")
+        if info.editions:
+            print(f"# edition: {settings['edition']}; start: {settings['start']}")
+    if note:
+        print(f"# note: {note}", file=sys.stderr if args.json else sys.stdout)
     from kclf import runner
 
     summary, code = runner.execute(lambda: registry.load(info), backend, out, json_mode=args.json,
-                                   staged=staged)
+                                   staged=staged, settings=settings)
     if args.json:
         payload = {k: summary[k] for k in ("experiment", "backend", "versions", "results", "trace")}
         payload["status"] = summary["status"]
@@ -126,14 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run one experiment on one backend")
     p.add_argument("name", help="experiment name (see kclf list)")
-    p.add_argument("--backend", "-b", help="jax, tensorflow or torch (default: $KERAS_BACKEND, else tensorflow)")
+    p.add_argument("--backend", "-b", help="jax, tensorflow or torch (default: the edition's "
+                   "backend for the demos, else $KERAS_BACKEND, else tensorflow)")
     p.add_argument("--out", help="output folder (default: results/NAME/BACKEND/)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     p.add_argument("--data", help="data file for experiments that read one (stroke: the Kaggle CSV)")
-    p.add_argument("--start", choices=("lecture", "tensorflow", "numpy"),
-                   help="demos (iris, stroke): lecture = the lecture's own seeding (default; "
-                   "TensorFlow reprints the lecture), tensorflow = TensorFlow's initial weights "
-                   "and batch order on any backend, traced; numpy = NumPy-seeded, no shuffling")
+    p.add_argument("--edition", choices=tuple(EDITIONS),
+                   help="which edition of the lecture (demos and the optimisation slides that "
+                   "changed): 2026 = the PyTorch edition the course teaches now (default; the "
+                   "demos then run on torch unless --backend says otherwise), 2025 = the "
+                   "TensorFlow edition")
+    p.add_argument("--start", choices=start_names(), metavar="START",
+                   help="demos (iris, stroke, lecture): " + "; ".join(
+                       f"{s.name} = {s.help}" for s in STARTS.values())
+                   + " (default lecture; tensorflow = tensorflow-2025)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("info", help="Python, Keras and backend versions")
@@ -167,10 +210,6 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if getattr(args, "data", None):
-        import os
-
-        os.environ["KCLF_DATA"] = args.data
     try:
         return int(args.func(args) or 0)
     except KclfError as exc:

@@ -7,7 +7,8 @@ can be named with the KCLF_EXPERIMENTS variable.
 Each experiment declares, next to its NAME: DESCRIPTION, SLIDE, POSITION (its place in the
 lecture's order, an integer; kclf list and compare follow it) and TOLERANCE (how kclf
 compare judges it: a name in kclf.compare.tolerances.NAMED, or a dict from --start mode to
-a name); optionally START_MODES, DATA_VARIABLES (it reads a data file: --data is for it)
+a name); optionally START_MODES, EDITIONS (the lecture editions it reproduces, kclf.editions;
+the first is the default), IN_ALL (False: ``kclf compare all`` leaves it out), DATA_VARIABLES (it reads a data file: --data is for it)
 and DATA_CHECK ("module:function" that checks a --data file before anything runs). They
 are read with ``ast``, without importing the script (no keras import). A script without
 POSITION or TOLERANCE, or two at the same POSITION, is an error.
@@ -33,10 +34,12 @@ class ExperimentInfo:
     slide: str
     path: Path
     starts: tuple[str, ...] = ()  # --start modes it offers (START_MODES); the first is the default
+    editions: tuple[str, ...] = ()  # --edition values it offers (EDITIONS)
     position: int = 0
     tolerance: str | dict = "deterministic"
     reads_data: bool = False
     data_check: str | None = None
+    in_all: bool = True  # kclf compare all runs it (IN_ALL = False: the lecture, which repeats two)
 
 
 def experiments_dir() -> Path:
@@ -46,7 +49,7 @@ def experiments_dir() -> Path:
 
 
 _STRINGS = ("NAME", "DESCRIPTION", "SLIDE", "DATA_CHECK")
-_LITERALS = ("START_MODES", "POSITION", "TOLERANCE", "DATA_VARIABLES")
+_LITERALS = ("START_MODES", "EDITIONS", "POSITION", "TOLERANCE", "DATA_VARIABLES", "IN_ALL")
 
 
 def _constants(path: Path) -> dict:
@@ -84,8 +87,10 @@ def _info(path: Path, consts: dict) -> ExperimentInfo:
         raise KclfError(f"{path}: POSITION {consts['POSITION']!r}; expected an integer")
     return ExperimentInfo(
         consts["NAME"], consts.get("DESCRIPTION", ""), consts.get("SLIDE", ""), path,
-        tuple(str(v) for v in consts.get("START_MODES", ())), consts["POSITION"], tolerance,
+        tuple(str(v) for v in consts.get("START_MODES", ())),
+        tuple(str(v) for v in consts.get("EDITIONS", ())), consts["POSITION"], tolerance,
         bool(consts.get("DATA_VARIABLES")), consts.get("DATA_CHECK"),
+        bool(consts.get("IN_ALL", True)),
     )
 
 

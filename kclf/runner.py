@@ -37,9 +37,15 @@ class Run:
     """One experiment on one backend: its printing, figures, traces and output folder."""
 
     def __init__(self, name: str, backend: str, out: Path | str, *, json_mode: bool = False,
-                 shown: Path | str | None = None):
+                 shown: Path | str | None = None, start: str = "lecture",
+                 edition: str = "2026", data: Path | str | None = None):
         self.name = name
         self.backend = backend
+        # The run's settings, as the command line gave them (kclf.editions): where the demos
+        # start, which edition of the lecture, and the data file (None: none given).
+        self.start = start
+        self.edition = edition
+        self.data = Path(data) if data is not None else None
         self.out = Path(out)  # where files go now (the fresh folder, swapped in at the end)
         self.shown = Path(shown or out)  # where they will be: what the printed paths say
         self.json_mode = json_mode
@@ -131,6 +137,8 @@ def write_outputs(
         "versions": versions_for(run.backend),
         "status": status,
         "error": error,
+        "settings": {"start": run.start, "edition": run.edition,
+                     "data": str(run.data) if run.data is not None else None},
         "results": to_jsonable(results, "results"),
         "figures": run.figures,
         "traces": {
@@ -166,20 +174,21 @@ def _stdout_to_stderr(enabled: bool):
 
 
 def execute(module, backend: str, out: Path, *, json_mode: bool = False,
-            staged: StagedFolder | None = None) -> tuple[dict, int]:
+            staged: StagedFolder | None = None, settings: dict | None = None) -> tuple[dict, int]:
     """Run an experiment (a module, or a callable returning one), write its outputs into a
     fresh folder and swap it in for ``out``; return (summary, exit code).
 
     Whatever was recorded before an interrupt, a divergence or a crash is still written.
     ``staged``: the fresh folder, when the caller made it already (kclf run does, to check
-    --out before anything runs).
+    --out before anything runs). ``settings``: the Run's start, edition and data.
     """
     staged = staged or StagedFolder(out)
     try:
         if callable(module):
             with _stdout_to_stderr(json_mode):
                 module = module()
-        run = Run(module.NAME, backend, staged.path, json_mode=json_mode, shown=out)
+        run = Run(module.NAME, backend, staged.path, json_mode=json_mode, shown=out,
+                  **(settings or {}))
         started = time.perf_counter()
         status, error, code, results = "ok", None, 0, {}
         with _stdout_to_stderr(json_mode):

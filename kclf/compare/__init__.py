@@ -28,7 +28,6 @@ from kclf.compare.runs import (
 )
 from kclf.compare.schedule import execute
 from kclf.compare.tolerances import (
-    DEFAULT_START,
     DETERMINISTIC,
     IRIS,
     LECTURE_START,
@@ -51,7 +50,7 @@ from kclf.compare.verdict import (
 )
 
 __all__ = [
-    "DEFAULT_OUT", "DEFAULT_START", "DEFAULT_TIMEOUT_S", "DETERMINISTIC", "IRIS", "LECTURE_START",
+    "DEFAULT_OUT", "DEFAULT_TIMEOUT_S", "DETERMINISTIC", "IRIS", "LECTURE_START",
     "LONG_TRAINING", "NAMED", "NON_ZERO_DERIVATIVES", "OWN_DRAWS", "START_MODES", "STROKE",
     "RunOutcome", "Target", "Tolerance", "add_arguments", "build", "compare_experiment",
     "compare_pair", "compare_results", "compare_traces", "diffs", "execute", "flatten", "main",

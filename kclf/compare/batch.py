@@ -1,9 +1,9 @@
 """The child that runs several experiments of one backend in one process (kclf.compare.schedule).
 
-    python -m kclf.compare.batch BACKEND NAME=FOLDER [NAME=FOLDER ...]
+    python -m kclf.compare.batch BACKEND --edition=E NAME=FOLDER [NAME=FOLDER ...]
 
-Each experiment runs exactly as ``kclf run NAME --backend BACKEND --out FOLDER`` does (the
-same code: kclf.cli.main), one after another, its stdout and stderr in FOLDER's own
+Each experiment runs exactly as ``kclf run NAME --backend BACKEND --out FOLDER [--edition E]``
+does (the same code: kclf.cli.main; --edition for the experiments that have editions), one after another, its stdout and stderr in FOLDER's own
 BACKEND.stdout.log and BACKEND.stderr.log; when it ends, BACKEND.exit.json beside FOLDER
 holds its exit code. Ctrl-C stops the batch.
 """
@@ -43,8 +43,10 @@ def _output_to(folder: Path):
 
 def main(argv: list[str]) -> int:
     from kclf import cli
+    from kclf.compare.runs import Settings
 
-    backend, *items = argv
+    backend, edition, *items = argv
+    settings = Settings(edition=edition.removeprefix("--edition="))
     if os.environ.get(devices.ENV, "1") != "1":
         from kclf.backend import select_backend
 
@@ -54,7 +56,8 @@ def main(argv: list[str]) -> int:
         name, _, folder = item.partition("=")
         folder = Path(folder)
         with _output_to(folder):
-            code = cli.main(["run", name, "--backend", backend, "--out", str(folder)])
+            code = cli.main(["run", name, "--backend", backend, "--out", str(folder),
+                             *settings.arguments(name)])
         atomic_write(beside(folder, EXIT), json.dumps({"returncode": code}))
         if code == 130:
             return 130

@@ -10,13 +10,15 @@ from pathlib import Path
 from kclf.compare.runs import (
     DEFAULT_TIMEOUT_S,
     RunOutcome,
+    Settings,
     resolve_backends,
     resolve_targets,
     reuse,
 )
 from kclf.compare.schedule import execute
-from kclf.compare.tolerances import DEFAULT_START, START_MODES, tolerance_for
+from kclf.compare.tolerances import tolerance_for
 from kclf.compare.verdict import build
+from kclf.editions import EDITIONS, STARTS, resolve, start_names
 from kclf.errors import KclfError, UsageError
 from kclf.fsio import FolderLock, usable_folder
 
@@ -27,7 +29,8 @@ def add_arguments(parser) -> None:
                         help="experiments (see kclf list), 'all' (the default), or a script path "
                         "that saves with kclf.runner.save")
     parser.add_argument("--backends", help="comma-separated, first is the reference "
-                        "(default: jax,tensorflow,torch; those not installed are skipped)")
+                        "(default: the edition's backend first, torch for 2026, tensorflow for "
+                        "2025, then the others; those not installed are skipped)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="report folder (default: results/compare/)")
     parser.add_argument("--jobs", "-j", type=int, default=1, help="runs in parallel (default 1)")
     parser.add_argument("--rtol", type=float, help="one relative tolerance for every number "
@@ -45,11 +48,13 @@ def add_arguments(parser) -> None:
                         help="CPU devices each run sees (default 1): N > 1 sets up N virtual devices "
                         "in every child before its backend starts (kclf.devices), for data-parallel "
                         "runs (DataParallel on JAX, MirroredStrategy on TensorFlow)")
-    parser.add_argument("--start", choices=START_MODES, default=DEFAULT_START,
-                        help="where the demos (iris, stroke) start: tensorflow (default) = every "
-                        "backend from the TensorFlow lecture run's initial weights and batch order, "
-                        "diffed step by step; numpy = NumPy-seeded, unshuffled; lecture = each "
-                        "backend's own random draws (they differ by design)")
+    parser.add_argument("--edition", choices=tuple(EDITIONS), help="which edition of the "
+                        "lecture (default 2026, the PyTorch edition; 2025: TensorFlow)")
+    parser.add_argument("--start", choices=start_names(), metavar="START",
+                        help="where the demos (iris, stroke, lecture) start (default: the "
+                        "edition's replay, torch-2026 or tensorflow-2025, diffed step by step "
+                        "against that backend): " + "; ".join(
+                            f"{s.name} = {s.help}" for s in STARTS.values()))
 
 
 def _clock(seconds: float) -> str:
@@ -77,20 +82,23 @@ def main(args) -> int:
     devices = getattr(args, "devices", 1)
     if not isinstance(devices, int) or devices < 1:
         raise UsageError(f"--devices {devices!r}: expected a positive number of devices")
+    start, edition = resolve(getattr(args, "start", None), getattr(args, "edition", None),
+                             default="replay")
+    settings = Settings(start.name, edition.name, getattr(args, "data", None))
     targets = resolve_targets(args.names)
-    backends, skipped = resolve_backends(args.backends)
+    backends, skipped = resolve_backends(args.backends, start.backend or edition.backend)
     if devices > 1:
         backends, skipped = _with_devices(devices, backends, skipped)
     with _children_environment(devices):
-        return _main(args, targets, backends, skipped)
+        return _main(args, targets, backends, skipped, settings)
 
 
-def _main(args, targets, backends, skipped) -> int:
+def _main(args, targets, backends, skipped, settings: Settings) -> int:
     from kclf import report
 
     if not backends:
         raise KclfError("no backend is installed; install one with make install")
-    tolerances = {t.name: tolerance_for(t.name, args.rtol, args.atol, start=args.start)
+    tolerances = {t.name: tolerance_for(t.name, args.rtol, args.atol, start=settings.start)
                   for t in targets}
     out = Path(args.out)
     check_data(args.data, [t.name for t in targets if t.script is None], any(t.script for t in targets))
@@ -106,7 +114,8 @@ def _main(args, targets, backends, skipped) -> int:
               f"{how}, reference {backends[0]} → {out}/", file=sys.stderr, flush=True)
         if not args.reuse:
             outcomes, interrupted = execute(targets, backends, out, jobs=args.jobs, timeout=args.timeout,
-                                            progress=_progress, start=args.start, batch=not args.separate)
+                                            progress=_progress, settings=settings,
+                                            batch=not args.separate)
         data, frames = build(targets, backends, skipped, outcomes, tolerances, interrupted=interrupted)
         page = report.write(out, data, frames)
 

@@ -35,6 +35,31 @@ class Target:
     script: Path | None = None
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What every run of one compare is given on its command line (kclf.editions)."""
+
+    start: str = "torch-2026"
+    edition: str = "2026"
+    data: str | None = None
+
+    def arguments(self, name: str) -> list[str]:
+        """``kclf run NAME``'s options for these settings, for the ones NAME takes."""
+        from kclf import registry
+
+        info = registry.discover().get(name)
+        if info is None:
+            return []
+        args = []
+        if info.starts:
+            args += ["--start", self.start]
+        if info.editions:
+            args += ["--edition", self.edition]
+        if info.reads_data and self.data is not None:
+            args += ["--data", self.data]
+        return args
+
+
 @dataclass
 class RunOutcome:
     experiment: str
@@ -62,7 +87,7 @@ def resolve_targets(names: list[str]) -> list[Target]:
     targets: list[Target] = []
     for name in names:
         if name == "all":
-            targets += [Target(n) for n in known]
+            targets += [Target(n) for n, info in known.items() if info.in_all]
         elif name.endswith(".py") or os.sep in name:
             path = Path(name)
             if not path.is_file():
@@ -79,12 +104,13 @@ def resolve_targets(names: list[str]) -> list[Target]:
     return list(unique.values())
 
 
-def resolve_backends(spec: str | None) -> tuple[list[str], dict[str, str]]:
-    """(backends to run, {skipped backend: why}). A named backend that is missing is an error."""
+def resolve_backends(spec: str | None, reference: str = "torch") -> tuple[list[str], dict[str, str]]:
+    """(backends to run, {skipped backend: why}). A named backend that is missing is an error.
+    Without ``spec``, every backend with ``reference`` (the edition's backend) first."""
     from kclf.backend import BACKENDS, BackendError, is_installed, pip_extra
 
     explicit = spec is not None
-    default = sorted(BACKENDS, key=lambda b: b != "tensorflow")  # the lecture's backend leads
+    default = sorted(BACKENDS, key=lambda b: b != reference)  # the reference leads
     names = procs.parse_backends(spec) if explicit else default
     missing = {n: f"not installed (pip install '{pip_extra(n)}')" for n in names if not is_installed(n)}
     if explicit and missing:
@@ -102,10 +128,11 @@ def beside(folder: Path, what: str) -> Path:
     return folder.parent / f"{folder.name}.{what}"
 
 
-def command_for(target: Target, backend: str, out: Path) -> list[str]:
+def command_for(target: Target, backend: str, out: Path, settings: Settings | None = None) -> list[str]:
     if target.script is not None:
         return [sys.executable, str(target.script)]
-    return procs.kclf_command("run", target.name, "--backend", backend, "--out", str(out))
+    return procs.kclf_command("run", target.name, "--backend", backend, "--out", str(out),
+                              *(settings or Settings()).arguments(target.name))
 
 
 @dataclass
@@ -135,22 +162,25 @@ def _fresh(folder: Path) -> Path:
     return folder.resolve()
 
 
-def _start(target: Target, backend: str, folder: Path, start: str) -> _Active:
+def _start(target: Target, backend: str, folder: Path, settings: Settings) -> _Active:
     resolved = _fresh(folder)
-    env = procs.python_env(KERAS_BACKEND=backend, KCLF_OUT=str(resolved), KCLF_START=start)
+    env = procs.python_env(KERAS_BACKEND=backend, KCLF_OUT=str(resolved))
+    if target.script is not None and settings.data is not None:
+        env["KCLF_DATA"] = settings.data  # a user's script reads --data from here
     stdout = open(beside(folder, "stdout.log"), "wb")
     stderr = open(beside(folder, "stderr.log"), "wb")
-    proc = procs.spawn(command_for(target, backend, resolved), env, stdout, stderr)
+    proc = procs.spawn(command_for(target, backend, resolved, settings), env, stdout, stderr)
     return _Active([(target.name, backend)], [folder], proc, time.monotonic(), (stdout, stderr))
 
 
-def _start_batch(names: list[str], backend: str, folders: list[Path], start: str) -> _Active:
+def _start_batch(names: list[str], backend: str, folders: list[Path], settings: Settings) -> _Active:
     """One process for several experiments of one backend (kclf.compare.batch): keras and the
     backend are imported once. Each run still gets its own folder, logs and outcome."""
     items = [f"{name}={_fresh(folder)}" for name, folder in zip(names, folders)]
-    env = procs.python_env(KERAS_BACKEND=backend, KCLF_START=start)
+    env = procs.python_env(KERAS_BACKEND=backend)
     log = open(folders[0].parent.parent / f"batch-{backend}.log", "wb")
-    proc = procs.spawn([sys.executable, "-m", "kclf.compare.batch", backend, *items], env, log, log)
+    proc = procs.spawn([sys.executable, "-m", "kclf.compare.batch", backend,
+                        f"--edition={settings.edition}", *items], env, log, log)
     return _Active([(n, backend) for n in names], list(folders), proc, time.monotonic(), (log,),
                    batched=True)
 

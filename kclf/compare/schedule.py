@@ -78,12 +78,13 @@ def plan(targets: list[Target], backends: list[str], batch: bool) -> list[list[t
     return jobs
 
 
-def _launch(job, by_name: dict[str, Target], out: Path, start: str):
+def _launch(job, by_name: dict[str, Target], out: Path, settings: runs.Settings):
     if len(job) == 1:
         (name, backend), = job
-        return runs._start(by_name[name], backend, run_dir(out, name, backend), start)
+        return runs._start(by_name[name], backend, run_dir(out, name, backend), settings)
     backend = job[0][1]
-    return runs._start_batch([n for n, _ in job], backend, [run_dir(out, n, backend) for n, _ in job], start)
+    return runs._start_batch([n for n, _ in job], backend, [run_dir(out, n, backend) for n, _ in job],
+                             settings)
 
 
 def _step(running, timeout: float):
@@ -121,10 +122,12 @@ def _step(running, timeout: float):
 
 def execute(
     targets: list[Target], backends: list[str], out: Path, *, jobs: int = 1,
-    timeout: float = runs.DEFAULT_TIMEOUT_S, progress=None, start: str = "tensorflow", batch: bool = True,
+    timeout: float = runs.DEFAULT_TIMEOUT_S, progress=None, settings: runs.Settings | None = None,
+    batch: bool = True,
 ) -> tuple[dict[tuple[str, str], RunOutcome], bool]:
     """Run every (target, backend), ``jobs`` processes at a time, the longest first;
     returns (outcomes, interrupted). ``progress(done, total, elapsed, outcome, left)``."""
+    settings = settings or runs.Settings()
     by_name = {t.name: t for t in targets}
     estimate = Estimate(out, [(t.name, b) for t in targets for b in backends])
     queue = sorted(plan(targets, backends, batch), key=lambda job: -estimate.job(job))  # stable
@@ -145,7 +148,7 @@ def execute(
     try:
         while queue or active:
             while queue and len(active) < jobs:
-                running = _launch(queue.pop(0), by_name, out, start)
+                running = _launch(queue.pop(0), by_name, out, settings)
                 active[id(running)] = running
             for ident, running in list(active.items()):
                 finished, again, over = _step(running, timeout)

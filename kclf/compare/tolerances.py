@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from fnmatch import fnmatch
 
+from kclf.editions import STARTS
 from kclf.errors import KclfError
 
-START_MODES = ("tensorflow", "numpy", "lecture")  # how the demos start (kclf.demos.start)
-DEFAULT_START = "tensorflow"
+START_MODES = tuple(STARTS)  # how the demos start (kclf.editions)
 
 
 @dataclass(frozen=True)
@@ -157,12 +157,6 @@ OWN_DRAWS = Tolerance(
     why="--start lecture: each backend draws its own initial weights and batch order from the "
     "same seeds, so the runs are shown side by side and nothing is judged",
 )
-START_TOLERANCES: dict[str, dict[str, Tolerance]] = {
-    "tensorflow": {"iris": LECTURE_START, "stroke": LECTURE_START},
-    "lecture": {"iris": OWN_DRAWS, "stroke": OWN_DRAWS},
-}
-
-
 NAMED: dict[str, Tolerance] = {
     "deterministic": DETERMINISTIC,
     "iris": IRIS,

@@ -4,6 +4,11 @@ The cells are the lecture's, with its seeding: ``build_model()`` calls ``random.
 so Keras's unseeded initialisers draw from the same seeds each time; ``fit`` shuffles
 (Keras's default) in batches of 32. Where the models start and how the rows are ordered
 is the ``starter``'s business (kclf.demos.start); everything else is as published.
+
+The two editions differ in two places: 2025 trains its early-stopping model as ``model`` (so
+``y_pred`` comes from it) and ends with the one-hot run; 2026 trains it as ``model_es`` (so
+``y_pred`` comes from the 500-epoch ``model``) and has its one-hot slides inside an HTML
+comment, which prints nothing.
 """
 
 from __future__ import annotations
@@ -12,8 +17,6 @@ import random
 
 import numpy as np
 import pandas as pd
-
-from kclf.demos.start import lecture_preamble
 
 NUM_CATS = 3
 FEATURES = ["SepalLength", "SepalWidth", "PetalLength", "PetalWidth"]
@@ -47,13 +50,13 @@ def _floats(values) -> list:
     return [float(v) for v in values]
 
 
-def cells(ctx, starter, data_file=None) -> dict:
-    """Run the demo's cells; return ``values`` (every printed number) and the histories."""
+def cells(ctx, starter, edition: str = "2026") -> dict:
+    """Run the demo's cells (after the lecture's preamble); return ``values`` (every printed
+    number) and the histories."""
     import keras
     from keras.callbacks import EarlyStopping
     from sklearn.preprocessing import OneHotEncoder
 
-    lecture_preamble()
     iris, X_train, X_test, y_train, y_test = data()
     values: dict = {}
     ctx.header("Split the data into train and test")
@@ -86,14 +89,16 @@ def cells(ctx, starter, data_file=None) -> dict:
     ctx.print(f"model.evaluate(X_test, y_test) = {evaluation}")
 
     ctx.header("Add early stopping (patience 50, val_accuracy, restore_best_weights)")
-    model = build_model()
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model_es = build_model()
+    model_es.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     es = EarlyStopping(restore_best_weights=True, patience=50, monitor="val_accuracy")
-    hist_es = starter.fit("early_stopping", model, X_train, y_train, epochs=500,
+    hist_es = starter.fit("early_stopping", model_es, X_train, y_train, epochs=500,
                           validation_split=0.25, callbacks=[es], verbose=False)
     epochs = len(hist_es.history["loss"])
     ctx.print(f"Stopped after {epochs} epochs.")
-    evaluation = _floats(model.evaluate(X_test, y_test, verbose=False))
+    evaluation = _floats(model_es.evaluate(X_test, y_test, verbose=False))
+    if edition == "2025":  # 2025's cell reuses the name: y_pred below is the early-stopped model's
+        model = model_es
     values["early_stopping"] = {"epochs": epochs, "best_epoch": int(es.best_epoch) + 1,
                                 "evaluate": evaluation}
     ctx.print(f"model.evaluate(X_test, y_test) = {evaluation}")
@@ -106,7 +111,8 @@ def cells(ctx, starter, data_file=None) -> dict:
     values["softmax"] = {"numpy": _floats(in_numpy), "keras": [_floats(in_keras[0])]}
     ctx.print(f"NumPy: {in_numpy}   keras.ops: {in_keras}")
 
-    ctx.header("Prediction using classifiers (the early-stopped model)")
+    ctx.header("Prediction using classifiers ("
+               + ("the early-stopped model)" if edition == "2025" else "the 500-epoch model)"))
     y_pred = model.predict(X_test.head(4), verbose=0)
     argmax = np.argmax(y_pred, axis=1)
     values["predict"] = {
@@ -117,6 +123,10 @@ def cells(ctx, starter, data_file=None) -> dict:
     ctx.print(f"y_pred =\n{np.asarray(y_pred)}")
     ctx.print(f"np.argmax(y_pred, axis=1) = {argmax.tolist()}; "
               f"names {iris.target_names[argmax].tolist()}")
+    histories = {"fit_500_epochs": hist.history, "early_stopping": hist_es.history}
+    histories = {k: {m: _floats(v) for m, v in h.items()} for k, h in histories.items()}
+    if edition != "2025":  # 2026: the one-hot slides are commented out
+        return {"values": values, "histories": histories}
 
     ctx.header("Classifier given one-hot outputs: categorical_crossentropy, 100 epochs")
     enc = OneHotEncoder(sparse_output=False)
@@ -128,13 +138,10 @@ def cells(ctx, starter, data_file=None) -> dict:
     evaluation = _floats(model.evaluate(X_test, y_test_oh, verbose=False))
     values["one_hot"] = {"evaluate": evaluation}
     ctx.print(f"model.evaluate(X_test, y_test_oh) = {evaluation}")
-
-    histories = {"fit_500_epochs": hist.history, "early_stopping": hist_es.history}
-    return {"values": values, "histories": {k: {m: _floats(v) for m, v in h.items()}
-                                            for k, h in histories.items()}}
+    return {"values": values, "histories": histories}
 
 
-def figure(ctx, histories: dict, title: str) -> None:
+def figure(ctx, histories: dict, title: str, filename: str = "fitting_metrics.png") -> None:
     """The slide's "Fitting metrics": loss (left) and accuracy (right), without early
     stopping (top) and with it (bottom)."""
     import matplotlib.pyplot as plt
@@ -155,4 +162,4 @@ def figure(ctx, histories: dict, title: str) -> None:
     axes[0, 0].legend()
     fig.suptitle(title)
     fig.tight_layout()
-    ctx.figure(fig, "fitting_metrics.png")
+    ctx.figure(fig, filename)

@@ -1,54 +1,74 @@
 """Where a demo's models start, and in which order each epoch sees the training rows.
 
-Three modes, chosen with ``kclf run iris --start MODE`` (KCLF_START):
+The start modes (kclf.editions, ``kclf run iris --start MODE``):
 
-- ``lecture`` (default): the lecture's own code and seeding. Keras draws the initial
-  weights and shuffles the rows with the backend's own random generators, so TensorFlow
-  (the lecture's backend) reprints the lecture's numbers and JAX and PyTorch print others.
-- ``tensorflow``: every backend starts from the TensorFlow lecture run's initial weights and
-  sees its rows in TensorFlow's order, epoch by epoch, with a TrainingTrace on. What is left
-  to differ is arithmetic, which ``kclf compare`` diffs step by step. The weights and orders
-  come from one TensorFlow process running the lecture's cells (:class:`Capture`): shipped
-  with kclf for the pinned versions, otherwise made once and cached (kclf.demos.cache).
+- ``lecture`` (default): the lecture's own code and seeding (:func:`preamble`). Keras draws
+  the initial weights and shuffles the rows with the backend's own random generators, so the
+  edition's own backend (torch for 2026, TensorFlow for 2025) reprints its numbers and the
+  other backends print others.
+- ``torch-2026`` / ``tensorflow-2025``: every backend starts from that edition's run's initial
+  weights and sees its rows in that run's order, epoch by epoch, with a TrainingTrace on.
+  What is left to differ is arithmetic, which ``kclf compare`` diffs step by step. The weights
+  and orders come from one process running the lecture's cells on the edition's backend
+  (:class:`Capture` on TensorFlow, :class:`TorchCapture` on torch): shipped with kclf for the
+  pinned versions, otherwise made once and cached (kclf.demos.cache).
 - ``numpy``: kclf's deterministic runs (NumPy-seeded weights, no shuffling).
 
-How the order is captured: Keras's TensorFlow trainer turns the arrays into a tf.data
-pipeline that permutes the row indices (``tf.random.shuffle``) and gathers each batch.
-:class:`Capture` threads an index column through that same pipeline and records it, so
-the recorded order is the one the model trained on, not a recomputation. Epochs after an
-early stop are read from the same pipeline, as Keras would have started them.
+How the order is captured. TensorFlow: Keras's trainer turns the arrays into a tf.data
+pipeline that permutes the row indices (``tf.random.shuffle``) and gathers each batch;
+:class:`Capture` threads an index column through that same pipeline and records it, so the
+recorded order is the one the model trained on, not a recomputation. Torch: each epoch,
+Keras's DataLoader draws its order from a ``RandomSampler``, which takes one seed from
+torch's global generator and permutes the rows with ``torch.randperm``; :class:`TorchCapture`
+records the indices the sampler yields and the seed that reproduces them (checked), so a
+capture holds one integer per epoch.
 """
 
 from __future__ import annotations
 
 import math
-import os
+import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 from kclf.errors import KclfError
 
-MODES = ("lecture", "tensorflow", "numpy")
-START_ENV = "KCLF_START"
 
+@contextmanager
+def preamble(edition: str, backend: str):
+    """The lecture's preamble for ``edition``, around the cells that follow it.
 
-def mode(default: str = "lecture") -> str:
-    chosen = os.environ.get(START_ENV) or default
-    if chosen not in MODES:
-        raise KclfError(f"unknown start {chosen!r}; expected one of: {', '.join(MODES)}")
-    return chosen
-
-
-def lecture_preamble() -> None:
-    """The lecture's preamble: ``random.seed(1234)``, then ``keras.utils.set_random_seed(1)``
-    (Python, NumPy and the backend's generators)."""
-    import random
-
+    2026 (``setup.py``): ``torch.manual_seed(42)`` and deterministic algorithms (on the torch
+    backend: elsewhere torch plays no part), ``numpy.random.seed(123)``,
+    ``keras.utils.set_random_seed(1)``, ``random.seed(1234)``. 2025: ``random.seed(1234)``,
+    then ``keras.utils.set_random_seed(1)``. Torch's deterministic-algorithms switch is
+    process-wide: it is put back as it was when the cells end.
+    """
     import keras
 
-    random.seed(1234)
-    keras.utils.set_random_seed(1)
+    restore = None
+    if edition == "2026":
+        if backend == "torch":
+            import torch
+
+            torch.manual_seed(42)
+            restore = torch.are_deterministic_algorithms_enabled()
+            torch.use_deterministic_algorithms(True)
+        np.random.seed(123)
+        keras.utils.set_random_seed(1)
+        random.seed(1234)
+    else:
+        random.seed(1234)
+        keras.utils.set_random_seed(1)
+    try:
+        yield
+    finally:
+        if restore is not None:
+            import torch
+
+            torch.use_deterministic_algorithms(restore)
 
 
 # -- what one fit needs to start where TensorFlow started ----------------------------------
@@ -149,6 +169,89 @@ class Capture(Lecture):
             raise KclfError(f"fit {label!r}: a recorded epoch is not a permutation of the rows")
         self.fits.append(FitStart(label, weights, orders, batch_size))
         return history
+
+
+class TorchCapture(Lecture):
+    """Torch only: the lecture's fit, recording the initial weights and each epoch's order.
+
+    Keras's torch trainer makes a new DataLoader for every epoch; its ``RandomSampler`` takes
+    one seed from torch's global generator and yields ``torch.randperm(rows)`` under it. The
+    sampler is watched while the fit runs: the indices it yields are recorded, and the seed
+    it drew is read from a copy of the generator's state taken just before (the state is put
+    back, so torch draws it itself, as in a plain fit). Each recorded epoch is checked against
+    ``randperm(rows, seed)``; the capture keeps the seeds. Epochs after an early stop, which
+    the run never drew, continue the generator from where the fit left it, in a copy of its
+    state: a replay reaches them only if it trains past the lecture's stop.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.fits: list[FitStart] = []
+        self.seeds: dict[str, np.ndarray] = {}
+
+    def fit(self, label, model, x, y, *, epochs, batch_size=32, **kwargs):
+        import torch
+        from torch.utils.data import RandomSampler
+
+        _build(model, np.shape(x)[1])
+        weights = [np.array(w) for w in model.get_weights()]
+        drawn: list[tuple[int, list[int]]] = []
+        original = RandomSampler.__iter__
+
+        def watched(sampler):
+            if sampler.generator is not None or sampler.replacement:
+                yield from original(sampler)
+                return
+            state = torch.get_rng_state()
+            seed = int(torch.empty((), dtype=torch.int64).random_().item())
+            torch.set_rng_state(state)
+            order: list[int] = []
+            drawn.append((seed, order))
+            for index in original(sampler):
+                order.append(int(index))
+                yield index
+
+        RandomSampler.__iter__ = watched
+        try:
+            history = model.fit(x, y, epochs=epochs, batch_size=batch_size, **kwargs)
+        finally:
+            RandomSampler.__iter__ = original
+        ran = len(history.history.get("loss", []))
+        rows = len(x) - (int(math.floor(len(x) * kwargs["validation_split"]))
+                         if kwargs.get("validation_split") else 0)
+        epochs_seen = [(seed, order) for seed, order in drawn if order]
+        if len(epochs_seen) != ran:
+            raise KclfError(f"fit {label!r}: the sampler drew {len(epochs_seen)} epoch orders "
+                            f"for {ran} epochs; expected one per epoch")
+        for seed, order in epochs_seen:
+            if order != torch_order(seed, rows):
+                raise KclfError(f"fit {label!r}: torch's RandomSampler did not yield "
+                                "randperm(rows, seed): this torch draws its order another way")
+        seeds = [seed for seed, _ in epochs_seen]
+        state = torch.get_rng_state()
+        try:  # the epochs after an early stop: continue the generator in a copy of its state
+            seeds += [int(torch.empty((), dtype=torch.int64).random_().item())
+                      for _ in range(epochs - ran)]
+        finally:
+            torch.set_rng_state(state)
+        self.seeds[label] = np.array(seeds, dtype="int64")
+        orders = np.array([order for _, order in epochs_seen], dtype="int32").reshape(ran, rows)
+        self.fits.append(FitStart(label, weights, orders, batch_size))
+        return history
+
+
+def torch_order(seed: int, rows: int) -> list[int]:
+    """The order torch's RandomSampler yields for ``rows`` rows after drawing ``seed``."""
+    import torch
+
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return torch.randperm(rows, generator=generator).tolist()
+
+
+def torch_orders(seeds, rows: int) -> np.ndarray:
+    """(epochs, rows): each epoch's order from its seed."""
+    return np.array([torch_order(int(s), rows) for s in seeds], dtype="int32").reshape(-1, rows)
 
 
 def replay_data(x, y, start: FitStart):
