@@ -64,7 +64,9 @@ bench: install
 clean:
 	rm -rf results .pytest_cache .ruff_cache *.egg-info $(FLOOR_DIR)
 
-# The TensorFlow lecture runs' initial weights and batch orders shipped for --start tensorflow
-# (kclf/demos/fixtures): remake them after changing the pinned keras or TensorFlow.
+# What kclf/demos/fixtures ships: the lecture runs' initial weights and batch orders for
+# --start torch-2026 (torch) and --start tensorflow-2025 (TensorFlow), and torch's generator
+# state where the 2026 lecture's iris demo began (kclf run iris restores it). Remake them
+# after changing the pinned keras, torch or TensorFlow (about 25 minutes: the stroke demos).
 fixtures: install
 	$(PY) -m kclf.demos.cache --ship $${KCLF_STROKE_CSV:?set KCLF_STROKE_CSV to the Kaggle stroke CSV}

@@ -4,7 +4,7 @@ Slides: the binary and the multi-class demonstrations, as one notebook runs them
 edition (default, on torch) runs stroke, then iris, in one process under one preamble: on
 torch every shuffled epoch draws from torch's global generator, so the iris numbers depend
 on the 706 stroke epochs before them (iris alone would evaluate its 500-epoch model to
-0.0888, not the lecture's 0.0864; ``kclf run iris`` restores the generator instead). The
+0.0844, not the lecture's 0.0864; ``kclf run iris`` restores the generator instead). The
 2025 edition (TensorFlow) runs iris, then stroke, each under the lecture's preamble, as kclf
 reproduces it demo by demo. Stroke reads the Kaggle CSV (--data or KCLF_STROKE_CSV); without
 it, the synthetic stand-in, and the stroke and iris numbers cannot be the lecture's.

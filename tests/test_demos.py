@@ -23,17 +23,16 @@ pytestmark = pytest.mark.backend
 @pytest.fixture(autouse=True)
 def quick(monkeypatch):
     monkeypatch.setenv("KCLF_QUICK", "1")
-    monkeypatch.setenv("KCLF_START", "numpy")
-    monkeypatch.delenv("KCLF_DATA", raising=False)
-    monkeypatch.delenv("KCLF_STROKE_CSV", raising=False)
 
 
-def execute(name, out):
-    """Run an experiment in this process; return its summary, exit code and printed text."""
+def execute(name, out, *, start="numpy", data=None):
+    """Run an experiment in this process (--start numpy unless ``start``); return its summary,
+    exit code and printed text."""
     backend = select_backend(os.environ.get("KERAS_BACKEND"))
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        summary, code = runner.execute(registry.load(name), backend, out)
+        summary, code = runner.execute(registry.load(name), backend, out,
+                                       settings={"start": start, "data": data})
     return summary, code, printed.getvalue()
 
 
@@ -42,7 +41,6 @@ def iris_run(tmp_path_factory):
     """One quick iris run shared by the tests below (each run trains four models)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KCLF_QUICK", "1")
-        patch.setenv("KCLF_START", "numpy")
         out = tmp_path_factory.mktemp("iris")
         return (*execute("iris", out), out)
 
@@ -97,32 +95,21 @@ def test_stroke_synthetic_says_so_everywhere(tmp_path):
         assert (tmp_path / name).stat().st_size > 0
 
 
-def test_stroke_reads_a_csv_in_the_kaggle_schema(tmp_path, monkeypatch):
+def test_stroke_reads_a_csv_in_the_kaggle_schema(tmp_path):
     path = write_stroke_csv(synthetic_stroke(n=600, seed=5), tmp_path / "stroke.csv")
-    monkeypatch.setenv("KCLF_STROKE_CSV", str(path))
-    summary, code, printed = execute("stroke", tmp_path / "out")
+    summary, code, printed = execute("stroke", tmp_path / "out", data=path)
     assert code == 0 and summary["status"] == "ok"
     assert summary["results"]["synthetic"] is False and summary["results"]["n_rows"] == 600
     assert "synthetic data" not in printed and f"source: {path}" in printed
 
 
-def test_stroke_data_variable_wins_over_stroke_csv(monkeypatch):
-    module = registry.load("stroke")
-    monkeypatch.setenv("KCLF_STROKE_CSV", "b.csv")
-    assert str(module.data_file()) == "b.csv"
-    monkeypatch.setenv("KCLF_DATA", "a.csv")
-    assert str(module.data_file()) == "a.csv"
-
-
 @pytest.mark.parametrize("start", ["numpy", "lecture"])
-def test_stroke_bad_file_fails_in_one_line_and_writes_no_figures(start, tmp_path, monkeypatch):
-    monkeypatch.setenv("KCLF_START", start)
+def test_stroke_bad_file_fails_in_one_line_and_writes_no_figures(start, tmp_path):
     bad = tmp_path / "bad.csv"
     write_stroke_csv(synthetic_stroke(n=50), bad)
     bad.write_text(bad.read_text().replace("id,", "patient,", 1))
-    monkeypatch.setenv("KCLF_DATA", str(bad))
     out = tmp_path / "out"
-    summary, code, _ = execute("stroke", out)
+    summary, code, _ = execute("stroke", out, start=start, data=bad)
     assert code == 1 and summary["status"] == "failed"
     assert summary["error"] == (
         f"file {bad}: column 'id': missing; expected the Kaggle stroke CSV with columns "

@@ -34,17 +34,15 @@ def backend():
     return select_backend(os.environ.get("KERAS_BACKEND"))
 
 
-def execute(name, out, backend, **env):
-    """Run ``name`` in this process with the environment ``env`` (and nothing else of kclf's)."""
+def execute(name, out, backend, *, start="lecture", edition="2025", data=None):
+    """Run ``name`` in this process as ``kclf run`` would with these settings."""
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
-        for key in ("KCLF_QUICK", "KCLF_DATA", "KCLF_START"):
-            patch.delenv(key, raising=False)
+        patch.delenv("KCLF_QUICK", raising=False)
         patch.setenv("KCLF_CACHE", str(CACHE))
-        for key, value in env.items():
-            patch.setenv(key, value)
         with contextlib.redirect_stdout(printed):
-            summary, code = runner.execute(registry.load(name), backend, out)
+            summary, code = runner.execute(registry.load(name), backend, out, settings={
+                "start": start, "edition": edition, "data": data})
     assert code == 0, summary["error"]
     return summary, printed.getvalue()
 
@@ -59,6 +57,7 @@ def test_iris_lecture_run_prints_every_number_beside_the_lecture(iris_lecture, b
     summary, printed, out = iris_lecture
     results = summary["results"]
     assert results["start"] == "lecture" and results["lecture_total"] == len(published.IRIS) == 13
+    assert results["edition"] == "2025"
     assert "13 agree" in printed or f"{results['lecture_agree']} of 13 agree" in printed
     assert "Stopped after" in printed and "model.evaluate(X_test, y_test_oh)" in printed
     assert summary["figures"] == ["fitting_metrics.png"]
@@ -71,7 +70,7 @@ def test_iris_lecture_run_prints_every_number_beside_the_lecture(iris_lecture, b
     if backend_name == "tensorflow":
         return
     assert "Why the numbers differ on " + backend_name in printed
-    assert "--start tensorflow" in printed
+    assert "--start tensorflow-2025" in printed
 
 
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
@@ -99,7 +98,7 @@ def test_iris_lecture_numbers_on_tensorflow(iris_lecture):
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow",
                     reason="the lecture's numbers come from the TensorFlow backend")
 def test_stroke_lecture_numbers_on_tensorflow(tmp_path):
-    summary, printed = execute("stroke", tmp_path, "tensorflow", KCLF_STROKE_CSV=STROKE_CSV)
+    summary, printed = execute("stroke", tmp_path, "tensorflow", data=STROKE_CSV)
     results = summary["results"]
     failing = [(r["path"], r["value"]) for r in results["lecture"] if not r["agrees"]]
     assert failing == [] and results["lecture_agree"] == len(published.STROKE) == 18
@@ -116,10 +115,10 @@ def test_stroke_lecture_numbers_on_tensorflow(tmp_path):
 @pytest.fixture(scope="module")
 def iris_replay(tmp_path_factory):
     out = tmp_path_factory.mktemp("iris-replay")
-    summary, printed = execute("iris", out, backend(), KCLF_START="tensorflow")
+    summary, printed = execute("iris", out, backend(), start="tensorflow-2025")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("KCLF_CACHE", str(CACHE))
-        fits, captured = cache.load(cache.ensure("iris", None))
+        fits, captured = cache.load(cache.ensure("iris", None, "2025"))
     return summary, printed, out, fits, captured
 
 
@@ -127,7 +126,7 @@ def test_replay_starts_from_tensorflows_weights_and_order(iris_replay):
     import pandas as pd
 
     summary, printed, out, fits, _ = iris_replay
-    assert summary["results"]["start"] == "tensorflow"
+    assert summary["results"]["start"] == "tensorflow-2025"
     assert [f.label for f in fits] == list(summary["traces"]) == [
         "fit_5_epochs", "fit_5_epochs_accuracy", "fit_500_epochs", "early_stopping", "one_hot"]
     # Every epoch of every fit is a permutation of its training rows (84 with the split).

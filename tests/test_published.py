@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kclf import compare
-from kclf.demos import cache, published, start
+from kclf.demos import cache, published
 from kclf.errors import KclfError
 
 
@@ -23,18 +23,38 @@ def values_from_the_lecture(entries):
     return values
 
 
-@pytest.mark.parametrize("demo", ["iris", "stroke"])
-def test_the_lecture_agrees_with_itself_and_a_changed_number_does_not(demo):
-    entries, _ = published.PUBLISHED[demo]
+@pytest.mark.parametrize("demo, edition", [("iris", "2025"), ("stroke", "2025"),
+                                           ("iris", "2026"), ("stroke", "2026")])
+def test_the_lecture_agrees_with_itself_and_a_changed_number_does_not(demo, edition):
+    entries, _, rtol = published.PUBLISHED[(demo, edition)]
+    assert rtol == {"2025": 1e-6, "2026": 2e-6}[edition]
     values = values_from_the_lecture(entries)
-    rows = published.check(demo, values)
+    if (demo, edition) == ("iris", "2026"):  # printed rounded; the run holds the full values
+        values["softmax"]["numpy"] = [0.269, 0.001, 0.731]
+    rows = published.check(demo, values, edition)
     assert all(r["agrees"] for r in rows) and len(rows) == len(entries)
     path = "fit_500_epochs/evaluate" if demo == "iris" else "class_weight/evaluate_test"
     changed = published.lookup(values, path)
-    changed[0] *= 1 + 2e-6  # twice the tolerance
-    row = next(r for r in published.check(demo, values) if r["path"] == path)
-    assert not row["agrees"] and row["max_rel_diff"] == pytest.approx(2e-6, rel=1e-3)
-    assert "✗ differs by 2e-06" in published.table([row])
+    changed[0] *= 1 + 2 * rtol  # twice the tolerance
+    row = next(r for r in published.check(demo, values, edition) if r["path"] == path)
+    assert not row["agrees"] and row["max_rel_diff"] == pytest.approx(2 * rtol, rel=1e-3)
+    assert f"✗ differs by {2 * rtol:g}" in published.table([row])
+
+
+def test_2026_counts_are_compared_whole_and_numpy_printouts_as_printed():
+    values = values_from_the_lecture(published.STROKE_2026)
+    values["value_counts"]["work_type"]["Never_worked"] = 14
+    rows = {r["path"]: r for r in published.check("stroke", values, "2026")}
+    assert not rows["value_counts/work_type"]["agrees"]
+    assert rows["value_counts/gender"]["agrees"] and rows["val_gender"]["agrees"]
+    iris = values_from_the_lecture(published.IRIS_2026)
+    iris["softmax"]["numpy"] = [0.269, 0.001, 0.731]  # NumPy prints [0.27 0.   0.73]
+    iris["predict"]["probabilities"][0] = [2.0199363e-06, 7.6368824e-02, 9.2362916e-01]
+    rows = {r["path"]: r for r in published.check("iris", iris, "2026")}
+    assert rows["softmax/numpy"]["agrees"] and rows["predict/probabilities"]["agrees"]
+    iris["predict"]["probabilities"][0][0] = 2.0251e-06  # prints 2.03e-06
+    rows = {r["path"]: r for r in published.check("iris", iris, "2026")}
+    assert not rows["predict/probabilities"]["agrees"]
 
 
 def test_printed_decimals_missing_values_and_strings():
@@ -42,18 +62,11 @@ def test_printed_decimals_missing_values_and_strings():
     values["fit_5_epochs"]["loss"] = [1.35018, 1.28524, 1.23366, 1.19150, 1.15561]
     values["predict"]["names"] = ["versicolor"] * 3 + ["virginica"]
     del values["one_hot"]
-    rows = {r["path"]: r for r in published.check("iris", values)}
+    rows = {r["path"]: r for r in published.check("iris", values, "2025")}
     assert rows["fit_5_epochs/loss"]["agrees"]  # the cell prints 4 decimals
     assert not rows["predict/names"]["agrees"]
     assert not rows["one_hot/evaluate"]["agrees"] and rows["one_hot/evaluate"]["value"] is None
     assert published.RTOL == 1e-6
-
-
-def test_unknown_start_is_one_line(monkeypatch):
-    monkeypatch.setenv("KCLF_START", "pytorch")
-    with pytest.raises(KclfError, match="unknown start 'pytorch'; expected one of: lecture, "
-                       "tensorflow, numpy"):
-        start.mode()
 
 
 def test_tensorflow_start_without_tensorflow_says_so_in_one_line(monkeypatch, tmp_path):
@@ -64,9 +77,9 @@ def test_tensorflow_start_without_tensorflow_says_so_in_one_line(monkeypatch, tm
     other = tmp_path / "my-stroke.csv"  # no capture is shipped or cached for this file
     other.write_text("id,stroke\n")
     with pytest.raises(KclfError) as err:
-        cache.ensure("stroke", other)
+        cache.ensure("stroke", other, "2025")
     message = str(err.value)
-    assert "\n" not in message and "needs TensorFlow" in message
+    assert "\n" not in message and "needs tensorflow" in message
     assert "pip install 'kclf[tensorflow]'" in message
 
 
@@ -91,10 +104,11 @@ def test_where_they_part_names_the_step_epoch_and_early_stopping():
 
 
 def test_demo_tolerance_depends_on_the_start():
-    assert compare.tolerance_for("iris", start="tensorflow") is compare.LECTURE_START
+    assert compare.tolerance_for("iris", start="tensorflow-2025") is compare.LECTURE_START
+    assert compare.tolerance_for("iris", start="torch-2026") is compare.LECTURE_START
     assert compare.tolerance_for("iris", start="numpy") is compare.IRIS
     assert compare.tolerance_for("stroke", start="lecture") is compare.OWN_DRAWS
-    assert compare.tolerance_for("sgd", start="tensorflow") is compare.DETERMINISTIC
+    assert compare.tolerance_for("sgd", start="tensorflow-2025") is compare.DETERMINISTIC
     tol = compare.LECTURE_START
     ok = compare.compare_results({"values": {"a": 0.0958622}}, {"values": {"a": 0.0958625}}, tol)
     bad = compare.compare_results({"values": {"a": 0.0958622}}, {"values": {"a": 0.0958822}}, tol)
@@ -122,7 +136,7 @@ def test_shipped_captures_are_small_and_found_first(monkeypatch, tmp_path):
     monkeypatch.setenv("KCLF_CACHE", str(tmp_path))
     shipped = sorted(cache.FIXTURES.glob("*.npz"))
     assert sum(p.stat().st_size for p in shipped) < 1_000_000
-    iris = cache.ensure("iris", None)  # found without TensorFlow and without a cache
+    iris = cache.ensure("iris", None, "2025")  # found without TensorFlow and without a cache
     assert iris.parent == cache.FIXTURES and iris in shipped
     fits, results = cache.load(iris)
     assert [f.label for f in fits][:2] == ["fit_5_epochs", "fit_5_epochs_accuracy"]

@@ -5,7 +5,7 @@ A capture holds, per fit of a demo, the edition's run's initial weights and each
 order (kclf.demos.start: ``Capture`` on TensorFlow for 2025, ``TorchCapture`` on torch for
 2026, whose orders are kept as one torch seed per epoch), plus that run's printed values.
 kclf ships the captures for the pinned versions (``fixtures/``: iris, and stroke on the
-Kaggle file; ``make fixtures`` remakes them); any other data file or version is captured
+Kaggle file and on the synthetic stand-in; ``make fixtures`` remakes them); any other data file or version is captured
 once by ``python -m kclf.demos.cache DEMO OUT [DATA] --edition E`` and cached in
 ``$KCLF_CACHE`` (default ``~/.cache/kclf``) under a key of the data file and the versions.
 
@@ -240,8 +240,8 @@ def _capture_main(argv: list[str]) -> int:
         command = [sys.executable, "-m", "kclf.demos.cache", "--generators", str(csv)]
         if subprocess.run(command, env=dict(os.environ, KERAS_BACKEND="torch")).returncode:
             return 1
-        for edition in ("2025", "2026"):
-            for demo, data in (("iris", None), ("stroke", csv)):
+        for edition in ("2025", "2026"):  # stroke on the Kaggle file and on the synthetic data
+            for demo, data in (("iris", None), ("stroke", csv), ("stroke", None)):
                 _capture(demo, data, FIXTURES / cache_path(demo, data, edition).name, edition,
                          quiet=False)
         return 0

@@ -120,7 +120,9 @@ def cells(ctx, starter, edition: str = "2026") -> dict:
         "argmax": argmax.tolist(), "names": iris.target_names[argmax].tolist(),
     }
     ctx.print(f"y_test[:4] = {y_test[:4].ravel().tolist()}")
-    ctx.print(f"y_pred =\n{np.asarray(y_pred)}")
+    # 2026's setup.py prints NumPy arrays with precision 2 (numpy.set_printoptions).
+    shown = np.array2string(np.asarray(y_pred), precision=2 if edition == "2026" else 8)
+    ctx.print(f"y_pred =\n{shown}")
     ctx.print(f"np.argmax(y_pred, axis=1) = {argmax.tolist()}; "
               f"names {iris.target_names[argmax].tolist()}")
     histories = {"fit_500_epochs": hist.history, "early_stopping": hist_es.history}
@@ -146,7 +148,7 @@ def figure(ctx, histories: dict, title: str, filename: str = "fitting_metrics.pn
     stopping (top) and with it (bottom)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex="col")
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6))  # own x axes, as the slide: 500 vs ~70 epochs
     for row, key in enumerate(("fit_500_epochs", "early_stopping")):
         h = histories[key]
         for col, metric in enumerate(("loss", "accuracy")):

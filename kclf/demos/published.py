@@ -150,9 +150,10 @@ IRIS_2026 = (
      ["virginica", "virginica", "versicolor", "versicolor"]),
 )
 # NumPy prints with precision 2 (setup.py's set_printoptions): 2 decimals, or 3 significant
-# digits where it switches to e-notation (y_pred, whose values span 1e-7 to 1).
+# digits where it switches to e-notation (y_pred, whose values span 1e-7 to 1); torch prints
+# the softmax tensor with 4 decimals.
 IRIS_2026_DECIMALS = {"fit_5_epochs/loss": 4, "fit_5_epochs_accuracy/accuracy": 4,
-                      "fit_5_epochs_accuracy/loss": 4, "softmax/numpy": 2,
+                      "fit_5_epochs_accuracy/loss": 4, "softmax/numpy": 2, "softmax/keras": 4,
                       "predict/probabilities": "3 significant"}
 
 # (demo, edition) -> (entries, rounding per path, rtol)
@@ -223,7 +224,9 @@ def table(rows: list[dict]) -> str:
     """The rows as text: cell, lecture, this run, ✓ or the difference."""
     lines = []
     for row in rows:
-        if row["agrees"]:
+        if row["agrees"] and row["max_rel_diff"]:
+            mark = f"✓ ({row['max_rel_diff']:.2g} relative, within the tolerance)"
+        elif row["agrees"]:
             mark = "✓"
         elif row["max_rel_diff"] is not None:
             mark = f"✗ differs by {row['max_rel_diff']:.2g} (relative)"

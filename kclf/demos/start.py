@@ -219,10 +219,14 @@ class TorchCapture(Lecture):
         ran = len(history.history.get("loss", []))
         rows = len(x) - (int(math.floor(len(x) * kwargs["validation_split"]))
                          if kwargs.get("validation_split") else 0)
-        epochs_seen = [(seed, order) for seed, order in drawn if order]
-        if len(epochs_seen) != ran:
-            raise KclfError(f"fit {label!r}: the sampler drew {len(epochs_seen)} epoch orders "
+        # Before the first epoch Keras takes one batch from an order of its own to build the
+        # optimizer and metrics (Trainer._symbolic_build); the epochs it trained on are the
+        # last ``ran`` orders it read to the end.
+        complete = [(seed, order) for seed, order in drawn if len(order) == rows]
+        if len(complete) < ran:
+            raise KclfError(f"fit {label!r}: the sampler drew {len(complete)} whole epoch orders "
                             f"for {ran} epochs; expected one per epoch")
+        epochs_seen = complete[len(complete) - ran:]
         for seed, order in epochs_seen:
             if order != torch_order(seed, rows):
                 raise KclfError(f"fit {label!r}: torch's RandomSampler did not yield "
@@ -308,5 +312,7 @@ class Replay(Lecture):
         trace = TrainingTrace(every=self.every.get(label, 1))
         self.traces[label] = trace
         data = replay_data(x, y, start)
+        # validation in batches of the fit's size, as model.fit(x, y, batch_size) validates
+        kwargs.setdefault("validation_batch_size", batch_size)
         return model.fit(data, epochs=min(epochs, len(start.orders)), steps_per_epoch=data.steps,
                          shuffle=False, callbacks=[*callbacks, trace], **kwargs)
