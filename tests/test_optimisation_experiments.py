@@ -188,9 +188,53 @@ def test_pitfalls_learning_rates_too_small_and_too_large(run):
     assert np.all(d[2:] > 3.0)  # and never settles
 
 
-# -- minibatch-noise ---------------------------------------------------------
-def test_minibatch_noise_escapes_more_than_full_batch(run):
+# -- minibatch-noise, 2026 --------------------------------------------------------------------
+def test_minibatch_noise_2026_full_batch_stays_minibatch_escapes(run):
     summary, _ = run("minibatch-noise")
+    r = summary["results"]
+    assert r["edition"] == "2026" and len(r["seeds"]) >= 20
+    assert r["tilts"]["sum"] == 0.0
+    local = r["starts"]["local minimum"]
+    full, mini = local["full_batch"], local["minibatch"]
+    assert full["ends_in"] == "local minimum" and full["escaped"] is False
+    assert full["final_theta"] == pytest.approx(-1 - np.sqrt(4 / 3), abs=1e-5)
+    final = np.array(mini["final_theta"])
+    assert 0 < mini["escaped_count"] < len(r["seeds"])
+    assert mini["escape_fraction"] == pytest.approx(np.mean(final > -1.0))
+    assert mini["ever_left_count"] >= mini["escaped_count"]
+    assert mini["ends_in_counts"]["global minimum"] == 0  # the wall keeps them out
+    # From the plateau: the full batch's gradient is exactly 0.0 (the tilts sum to 0); the
+    # batches' is their mean tilt, and the seeds walk off both edges.
+    plateau = r["starts"]["plateau"]
+    assert np.all(np.array(plateau["full_batch"]["gradients"]) == 0.0)
+    assert np.all(np.array(plateau["full_batch"]["path"]) == 2.0)
+    pm = plateau["minibatch"]
+    assert pm["ever_left_count"] == len(r["seeds"])
+    assert pm["first_left_by"]["right"] > 0 and pm["first_left_by"]["left"] > 0
+    assert pm["ends_in_counts"]["global minimum"] > 0
+    assert summary["traces"]["mini-batch from -3 (one theta per seed)"]["steps"] == r["steps"]
+
+
+def test_minibatch_noise_2026_gradients_are_f_prime_plus_the_batch_mean_tilt(run):
+    from kclf import registry
+
+    summary, out = run("minibatch-noise")
+    r = summary["results"]
+    module = registry.load("minibatch-noise")
+    columns = module.batches(module.tilts(), module.EPOCHS).astype("float64")
+    batch = r["batch_size"]
+    mean_tilt = columns.reshape(r["steps"], batch, -1).mean(axis=1)  # (steps, seeds)
+    frame = pd.read_csv(out / "trace.csv")
+    for start in (-3, 2):
+        rows = frame[frame["run"] == f"mini-batch from {start} (one theta per seed)"]
+        step, seed = rows["step"].to_numpy() - 1, rows["index"].to_numpy()
+        expected = functions.piecewise_f_prime(rows["weight_before"].to_numpy()) + mean_tilt[step, seed]
+        np.testing.assert_allclose(rows["gradient"].to_numpy(), expected, rtol=1e-5, atol=2e-5)
+
+
+# -- minibatch-noise, 2025 (--edition 2025) ---------------------------------------------------------
+def test_minibatch_noise_escapes_more_than_full_batch(run):
+    summary, _ = run("minibatch-noise", "2025")
     r = summary["results"]
     assert len(r["seeds"]) >= 20
     full, mini = r["full_batch"], r["minibatch"]
