@@ -69,7 +69,9 @@ def _check_data(info, data: str | None) -> None:
 
 def _settings(info, args) -> tuple[dict, str | None]:
     """The run's settings from the command line (kclf.editions): start, edition and data;
-    and the backend the run defaults to (the edition's, for an experiment with editions).
+    and the backend the run defaults to: the edition's for the demos (the experiments with
+    --start modes, which reprint what the edition's backend printed); None for the others,
+    editions or not (the optimisation slides' functions belong to no backend).
     Read here, once: the experiment gets them as fields of its Run."""
     from kclf import editions, registry
 
@@ -92,7 +94,7 @@ def _settings(info, args) -> tuple[dict, str | None]:
         data = os.environ.get(STROKE_CSV_ENV) or None
     settings = {"start": start.name if info.starts else editions.RUN_DEFAULT_START,
                 "edition": edition.name, "data": data}
-    return settings, (edition.backend if info.editions else None)
+    return settings, (edition.backend if info.editions and info.starts else None)
 
 
 def _cmd_run(args) -> int:
@@ -121,7 +123,8 @@ def _cmd_run(args) -> int:
             print(f"# slides: {info.slide}")
         print(f"# backend: {backend} {v[backend]} (keras {v['keras']})")
         if info.editions:
-            print(f"# edition: {settings['edition']}; start: {settings['start']}")
+            print(f"# edition: {settings['edition']}"
+                  + (f"; start: {settings['start']}" if info.starts else ""))
     if note:
         print(f"# note: {note}", file=sys.stderr if args.json else sys.stdout)
     from kclf import runner

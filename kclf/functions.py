@@ -1,6 +1,7 @@
 """The optimisation slides' non-convex functions, in plain NumPy (no Keras).
 
-The lecture's in-browser demo (minimise-with-gradients.py) hides
+The 2025 edition's optimisation experiments use the demo's function; the 2026 edition's
+use the slides' piecewise function (``piecewise_f``, below). The lecture's in-browser demo (minimise-with-gradients.py) hides
 
     f(x) = (x/100)² sin(x/5)  on [0, 100],
 
@@ -60,6 +61,66 @@ def local_minima(f_prime=lecture_f_prime, lo: float = X_RANGE[0], hi: float = X_
                 b = m
         minima.append(0.5 * (a + b))
     return np.array(minima)
+
+
+# --- the 2026 edition's function ------------------------------------------------------
+#
+# The 2026 slides "Gradient descent pitfalls" and "Mini-batch gradient descent" draw
+# ``gradient_descent_plot()``, a piecewise loss built with np.piecewise:
+#
+#     f(θ) = 0.3 (θ + 1)⁴ − 0.8 (θ + 1)² + 2     for θ < 1.5
+#            1.5                                for 1.5 ≤ θ ≤ 2.5   (the plateau)
+#            0.2 (θ − 5)⁴ + 0.1 (θ − 5)² − 5     for θ > 2.5
+#
+# Its right piece has the global minimum θ = 5, f = −5. The left piece is a quartic in θ + 1
+# with f' = (θ + 1)(1.2 (θ + 1)² − 1.6): zero at θ = −1 (a hilltop, f = 2) and at
+# θ + 1 = ±√(4/3), two local minima with the same f = 0.3·16/9 − 0.8·4/3 + 2 = 22/15
+# ≈ 1.4667. The slide marks the left one (−1 − √(4/3) ≈ −2.1547, "−2.15"); its twin
+# −1 + √(4/3) ≈ 0.1547 is unmarked. The pieces do not meet the plateau: the left piece is
+# 8.71875 at θ = 1.5 and the right piece 3.4375 at θ = 2.5, so the plateau is a flat pit
+# with vertical walls (every point of it is a local minimum, 1.5 lower than just outside).
+
+PLATEAU = (1.5, 2.5)
+PLATEAU_F = 1.5
+GLOBAL_MINIMUM = 5.0
+LOCAL_MINIMUM = -1.0 - np.sqrt(4.0 / 3.0)  # the one the slide marks
+TWIN_MINIMUM = -1.0 + np.sqrt(4.0 / 3.0)
+HILLTOP = -1.0  # the local maximum between the two
+
+
+def piecewise_f(theta, xp=np):
+    """The 2026 slides' loss: a quartic, a plateau at 1.5 on [1.5, 2.5], another quartic.
+
+    The edges belong to the plateau (np.piecewise's ``x >= 1.5`` and ``x <= 2.5``). Each
+    quartic is a quadratic in a square, and every square is ``xp.square``, x·x: the same
+    float32 bits on every backend, so the backends' SGD steps agree bit for bit (with
+    ``** 4``, JAX multiplies and TensorFlow calls pow, which rounds differently)."""
+    left2 = xp.square(theta + 1.0)  # (θ + 1)²
+    right2 = xp.square(theta - 5.0)  # (θ − 5)²
+    left = 0.3 * xp.square(left2) - 0.8 * left2 + 2.0
+    plateau = 0.0 * theta + PLATEAU_F
+    right = 0.2 * xp.square(right2) + 0.1 * right2 - 5.0
+    return xp.where(theta < PLATEAU[0], left, xp.where(theta <= PLATEAU[1], plateau, right))
+
+
+def piecewise_f_prime(theta):
+    """f'(θ) piece by piece (chain rule), float64: 1.2 (θ+1)³ − 1.6 (θ+1); 0 on the plateau,
+    its edges included; 0.8 (θ−5)³ + 0.2 (θ−5). At the edges f has no derivative (it jumps);
+    this is what autodiff of ``piecewise_f`` gives there: the plateau's 0."""
+    theta = np.asarray(theta, "float64")
+    left = 1.2 * (theta + 1.0) ** 3 - 1.6 * (theta + 1.0)
+    right = 0.8 * (theta - 5.0) ** 3 + 0.2 * (theta - 5.0)
+    return np.where(theta < PLATEAU[0], left, np.where(theta <= PLATEAU[1], 0.0, right))
+
+
+def piecewise_basin(theta) -> np.ndarray:
+    """Where full-batch gradient descent with small steps goes from θ: "local minimum"
+    (θ < −1), "twin minimum" (−1 < θ < 1.5), "plateau" (stays), "global minimum" (θ > 2.5);
+    "hilltop" at θ = −1 exactly, where f' = 0."""
+    theta = np.asarray(theta, "float64")
+    return np.select(
+        [theta < HILLTOP, theta == HILLTOP, theta < PLATEAU[0], theta <= PLATEAU[1]],
+        ["local minimum", "hilltop", "twin minimum", "plateau"], "global minimum")
 
 
 # --- a loss with data whose full-batch version has a local minimum -----------------

@@ -356,3 +356,21 @@ def test_a_folder_no_run_wrote_is_never_replaced(fake_experiments, tmp_path):  #
         assert done.returncode == 2
         assert says in assert_one_line_error(done)
     assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_editions_pick_the_edition_backend_for_the_demos_only():
+    """--edition: the demos default to the edition's backend; the optimisation experiments,
+    whose functions belong to no backend, keep $KERAS_BACKEND's default."""
+    from argparse import Namespace
+
+    from kclf import registry
+    from kclf.cli import _settings
+
+    def settings(name, edition=None):
+        return _settings(registry.get(name), Namespace(start=None, edition=edition, data=None))
+
+    for name in ("gradient-descent-pitfalls", "minibatch-noise"):
+        assert settings(name) == ({"start": "lecture", "edition": "2026", "data": None}, None)
+        assert settings(name, "2025")[0]["edition"] == "2025"
+        assert settings(name, "2025")[1] is None
+    assert settings("iris")[1] == "torch" and settings("iris", "2025")[1] == "tensorflow"

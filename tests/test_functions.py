@@ -1,6 +1,7 @@
 """kclf.functions (the optimisation slides' functions) and plots.mark_minimum, without Keras."""
 
 import numpy as np
+import pytest
 
 from kclf import functions
 
@@ -32,6 +33,33 @@ def test_tilted_well_has_a_local_and_a_global_minimum():
     assert len(minima) == 2
     values = functions.tilted_well(minima, 0.5)
     assert values[0] < values[1] - 0.9  # the left well is the global minimum
+
+
+def test_piecewise_function_is_the_2026_slides_np_piecewise():
+    theta = np.linspace(-3, 8, 1001)
+    slides = np.piecewise(theta, [theta < 1.5, (theta >= 1.5) & (theta <= 2.5), theta > 2.5], [
+        lambda x: 0.3 * (x + 1) ** 4 - 0.8 * (x + 1) ** 2 + 2, lambda x: 1.5,
+        lambda x: 0.2 * (x - 5) ** 4 + 0.1 * (x - 5) ** 2 - 5])
+    np.testing.assert_allclose(functions.piecewise_f(theta), slides, rtol=1e-14, atol=1e-14)
+    assert functions.piecewise_f(1.5) == 1.5 and functions.piecewise_f(2.5) == 1.5  # edges: plateau
+
+
+def test_piecewise_minima_walls_and_derivative():
+    minima = functions.local_minima(functions.piecewise_f_prime, -3.0, 8.0)
+    np.testing.assert_allclose(minima, [-1 - np.sqrt(4 / 3), -1 + np.sqrt(4 / 3), 5.0], atol=1e-12)
+    np.testing.assert_allclose(functions.piecewise_f(minima), [22 / 15, 22 / 15, -5.0], atol=1e-12)
+    assert functions.LOCAL_MINIMUM == pytest.approx(-2.1547005, abs=1e-7)
+    # The jumps at the plateau's edges: the pieces' limits, not the plateau's 1.5.
+    assert functions.piecewise_f(np.nextafter(1.5, -np.inf)) == pytest.approx(8.71875, abs=1e-12)
+    assert functions.piecewise_f(np.nextafter(2.5, np.inf)) == pytest.approx(3.4375, abs=1e-12)
+    # f' by hand against central differences, away from the jumps.
+    theta = np.concatenate([np.linspace(-3, 1.45, 300), np.linspace(1.55, 2.45, 50), np.linspace(2.55, 8, 300)])
+    h = 1e-6
+    numeric = (functions.piecewise_f(theta + h) - functions.piecewise_f(theta - h)) / (2 * h)
+    np.testing.assert_allclose(functions.piecewise_f_prime(theta), numeric, atol=1e-6)
+    assert functions.piecewise_f_prime([1.5, 2.5, -1.0]).tolist() == [0.0, 0.0, 0.0]
+    assert functions.piecewise_basin([-3, -1, 0.5, 1.5, 2.5, 2.6]).tolist() == [
+        "local minimum", "hilltop", "twin minimum", "plateau", "plateau", "global minimum"]
 
 
 def test_dead_units():
