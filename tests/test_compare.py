@@ -199,24 +199,26 @@ def test_compare_agrees_and_writes_the_report(fake_script, tmp_path, capsys):
 
 
 def test_compare_reports_where_a_backend_parts(fake_script, tmp_path, monkeypatch):
-    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"torch": "differ@5"}, monkeypatch=monkeypatch)
+    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"tensorflow": "differ@5"},
+                                  monkeypatch=monkeypatch)
     assert code == 1 and data["complete"] and exp["verdict"] == "differ"
+    assert data["reference"] == "torch"  # the 2026 edition's backend
     assert exp["pairs"]["jax"]["verdict"] == "agree"
-    assert exp["pairs"]["torch"]["traces"]["first"]["step"] == 5
-    assert "torch vs tensorflow: trace 'main' step 5" in exp["where"]
+    assert exp["pairs"]["tensorflow"]["traces"]["first"]["step"] == 5
+    assert "tensorflow vs torch: trace 'main' step 5" in exp["where"]
 
 
 def test_a_missing_backend_is_skipped_unless_named(fake_script, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("kclf.backend.is_installed", lambda name: name != "torch")
+    monkeypatch.setattr("kclf.backend.is_installed", lambda name: name != "tensorflow")
     code, data, exp = run_compare(fake_script, tmp_path / "r")
-    assert code == 0 and data["backends"] == ["tensorflow", "jax"]  # the lecture's backend leads
-    assert data["skipped_backends"]["torch"] == "not installed (pip install 'kclf[torch]')"
+    assert code == 0 and data["backends"] == ["torch", "jax"]  # the edition's backend leads
+    assert data["skipped_backends"]["tensorflow"] == "not installed (pip install 'kclf[tensorflow]')"
     overview = (tmp_path / "r" / "comparison.md").read_text().split("## Overview")[1]
-    assert "| tensorflow | jax | torch |" in overview
-    assert "| not installed (pip install 'kclf[torch]') |" in overview
+    assert "| torch | jax | tensorflow |" in overview
+    assert "| not installed (pip install 'kclf[tensorflow]') |" in overview
 
-    code = cli.main(["compare", str(fake_script), "--backends", "jax,torch", "--out", str(tmp_path / "s")])
-    assert code == 1 and "'torch' is not installed" in capsys.readouterr().err
+    code = cli.main(["compare", str(fake_script), "--backends", "jax,tensorflow", "--out", str(tmp_path / "s")])
+    assert code == 1 and "'tensorflow' is not installed" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
 
 
@@ -226,7 +228,7 @@ def test_a_crashed_run_is_failed_with_its_stderr_and_the_others_reported(fake_sc
     run = exp["runs"]["tensorflow"]
     assert run["status"] == "failed" and run["returncode"] == 1
     assert run["stderr_tail"][-1].startswith("ValueError: weights kernel")
-    assert exp["pairs"]["torch"]["verdict"] == "agree"  # the others are still compared
+    assert exp["pairs"]["jax"]["verdict"] == "agree"  # the others are still compared
     text = (tmp_path / "r" / "comparison.md").read_text()
     assert "INCOMPLETE" in text and "loading the data" in text
     assert "class='banner'>INCOMPLETE" in (tmp_path / "r" / "report.html").read_text()
@@ -234,11 +236,11 @@ def test_a_crashed_run_is_failed_with_its_stderr_and_the_others_reported(fake_sc
 
 def test_a_run_past_the_timeout_is_stopped_and_failed(fake_script, tmp_path, monkeypatch):
     code, data, exp = run_compare(fake_script, tmp_path / "r", "--timeout", "2", "--jobs", "3",
-                                  plan={"torch": "hang"}, monkeypatch=monkeypatch)
+                                  plan={"jax": "hang"}, monkeypatch=monkeypatch)
     assert code == 1 and exp["verdict"] == "failed"
-    assert exp["runs"]["torch"]["status"] == "timeout"
-    assert exp["runs"]["torch"]["timing"]["total_s"] < 10
-    assert exp["pairs"]["jax"]["verdict"] == "agree"
+    assert exp["runs"]["jax"]["status"] == "timeout"
+    assert exp["runs"]["jax"]["timing"]["total_s"] < 10
+    assert exp["pairs"]["tensorflow"]["verdict"] == "agree"
 
 
 def test_an_interrupted_compare_writes_a_report_marked_incomplete(fake_script, tmp_path, monkeypatch):
@@ -254,7 +256,8 @@ def test_an_interrupted_compare_writes_a_report_marked_incomplete(fake_script, t
     code, data, exp = run_compare(fake_script, tmp_path / "r")
     assert code == 130 and data["interrupted"] and not data["complete"]
     assert exp["verdict"] == "incomplete"
-    assert exp["runs"]["torch"]["status"] == "not run"
+    assert exp["runs"]["torch"]["status"] == "ok"  # the reference ran first
+    assert exp["runs"]["tensorflow"]["status"] == "not run"
     assert "INCOMPLETE" in (tmp_path / "r" / "comparison.md").read_text()
 
 
@@ -306,11 +309,11 @@ def test_a_run_on_another_backend_than_asked_fails(fake_script, tmp_path, monkey
 
 @pytest.mark.parametrize("a, b", [("inf", "-inf"), ("nan", "inf"), ("-inf", "nan")])
 def test_infinities_and_nan_stay_distinct(fake_script, tmp_path, monkeypatch, a, b):  # failure 3
-    plan = {"tensorflow": f"result={a}", "jax": f"result={a}", "torch": f"result={b}"}
+    plan = {"torch": f"result={a}", "jax": f"result={a}", "tensorflow": f"result={b}"}
     code, data, exp = run_compare(fake_script, tmp_path / "r", plan=plan, monkeypatch=monkeypatch)
     assert code == 1 and exp["verdict"] == "differ"
     assert exp["pairs"]["jax"]["verdict"] == "agree"  # the same non-finite value agrees
-    assert "result final" in exp["pairs"]["torch"]["where"]
+    assert "result final" in exp["pairs"]["tensorflow"]["where"]
 
 
 def test_compare_results_reads_the_json_rule():  # failure 3
@@ -342,12 +345,12 @@ def test_reuse_of_names_not_in_the_folder_keeps_the_report(fake_script, tmp_path
 
 
 def test_a_truncated_trace_fails_its_run_naming_the_file(fake_script, tmp_path, monkeypatch):  # failure 11
-    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"torch": "truncate"}, monkeypatch=monkeypatch)
+    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"jax": "truncate"}, monkeypatch=monkeypatch)
     assert code == 1 and exp["verdict"] == "failed"
-    error = exp["runs"]["torch"]["error"]
-    assert error.startswith(str(tmp_path / "r" / "runs" / "my_script" / "torch" / "trace.csv"))
+    error = exp["runs"]["jax"]["error"]
+    assert error.startswith(str(tmp_path / "r" / "runs" / "my_script" / "jax" / "trace.csv"))
     assert "not a readable trace" in error
-    assert exp["pairs"]["jax"]["verdict"] == "agree"
+    assert exp["pairs"]["tensorflow"]["verdict"] == "agree"
 
 
 def exit_code(argv: list[str]) -> int:
@@ -370,7 +373,7 @@ def test_data_for_an_experiment_that_reads_none_is_a_usage_error(tmp_path, capsy
     data = tmp_path / "x.csv"
     data.write_text("a\n1\n")
     assert cli.main(["compare", "sgd", "--data", str(data), "--out", str(tmp_path / "o")]) == 2
-    assert "sgd reads no data file; expected an experiment that does (stroke)" in capsys.readouterr().err
+    assert "sgd reads no data file; expected an experiment that does (lecture, stroke)" in capsys.readouterr().err
     assert cli.main(["compare", "stroke", "--data", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()
 
@@ -393,8 +396,8 @@ def test_runs_start_longest_first_and_progress_shows_the_time_left(fake_script, 
 def test_every_experiment_declares_a_known_tolerance_under_every_start():
     from kclf import registry
 
-    for name in registry.discover():
-        for start in compare.START_MODES:
+    for name, info in registry.discover().items():
+        for start in info.starts or compare.START_MODES:  # the lecture offers no numpy start
             assert isinstance(compare.tolerance_for(name, start=start), Tolerance)
 
 
@@ -405,7 +408,7 @@ def test_a_missing_declaration_is_an_error(tmp_path, monkeypatch, capsys):
     assert "mine.py: no TOLERANCE next to NAME" in capsys.readouterr().err
     (tmp_path / "mine.py").write_text('NAME = "mine"\nPOSITION = 1\nTOLERANCE = "loose"\n')
     assert cli.main(["compare", "mine", "--out", str(tmp_path / "o")]) == 1
-    assert "TOLERANCE 'loose' under --start tensorflow: expected one of deterministic" in capsys.readouterr().err
+    assert "TOLERANCE 'loose' under --start torch-2026: expected one of deterministic" in capsys.readouterr().err
 
 
 # -- one process per backend for the short experiments --------------------------------------------
