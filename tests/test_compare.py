@@ -496,3 +496,20 @@ def test_data_parallel_agrees_on_4_devices_and_torch_is_skipped_in_one_line(tmp_
         assert results["devices"] == 4
         for label in ("iris classifier", "logistic regression"):
             assert results[label]["agree"] is True and results[label]["steps_on_n_devices"] == 21, backend
+
+
+# -- issue 17: reliability --------------------------------------------------------------------------
+def test_a_differ_line_gives_the_values_in_the_order_it_names_the_backends(fake_script, tmp_path,
+                                                                             monkeypatch):  # item 19
+    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"tensorflow": "differ@5"},
+                                  monkeypatch=monkeypatch)
+    runs_dir = tmp_path / "r" / "runs" / "my_script"
+    step5 = {b: pd.read_csv(runs_dir / b / "trace.csv").query("step == 5 and variable == 'dense/kernel'")
+             ["weight_after"].item() for b in ("tensorflow", "torch")}
+    final = {b: json.loads((runs_dir / b / "summary.json").read_text())["results"]["final_w"][0]
+             for b in ("tensorflow", "torch")}
+    assert step5["tensorflow"] != step5["torch"] and final["tensorflow"] != final["torch"]
+    where = exp["pairs"]["tensorflow"]["where"]
+    assert f"weight_after {step5['tensorflow']:.7g} vs {step5['torch']:.7g}" in where
+    assert f"result final_w/0: {final['tensorflow']!r} vs {final['torch']!r}" in where
+    assert exp["where"].startswith("tensorflow vs torch: ")

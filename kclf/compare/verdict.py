@@ -82,7 +82,8 @@ def where_they_part(ref: dict, other: dict, traces: dict | None, ref_frame, tol:
 
 
 def parting_text(part: dict) -> str:
-    """One line: where the backend parted from the reference, or that it did not."""
+    """One line: where the backend parted from the reference, or that it did not; values
+    read "backend vs reference", as the line "Where BACKEND parts from REFERENCE" names them."""
     bits = []
     for quantity, w in part["steps"].items():
         epoch = f" (epoch {w['epoch']})" if "epoch" in w else ""
@@ -90,12 +91,12 @@ def parting_text(part: dict) -> str:
     if part["histories"]:
         h = min(part["histories"], key=lambda h: h["epoch"])
         bits.append(f"history {h['fit']}/{h['metric']} from epoch {h['epoch']} "
-                    f"({h['reference']:.7g} vs {h['backend']:.7g})")
+                    f"({h['backend']:.7g} vs {h['reference']:.7g})")
     decisions = part["early_stopping"]
     differing = [d for d in decisions if not d["same"]]
     if differing:
         bits.append("early stopping decides otherwise: " + ", ".join(
-            f"{d['path']} {d['reference']} vs {d['backend']}" for d in differing))
+            f"{d['path']} {d['backend']} vs {d['reference']}" for d in differing))
     elif decisions:
         bits.append("early stopping decides the same (" + ", ".join(
             f"{d['path']} {d['reference']}" for d in decisions) + ")")
@@ -134,7 +135,7 @@ def compare_pair(ref: RunOutcome, other: RunOutcome, tol: Tolerance, frames: dic
     failing = pair["results"]["failing"]
     if failing:
         leaf = failing[0]
-        what = leaf.get("note") or f"{leaf['a']!r} vs {leaf['b']!r}"
+        what = leaf.get("note") or f"{leaf['b']!r} vs {leaf['a']!r}"  # backend vs reference
         more = f" (+{len(failing) - 1} more)" if len(failing) > 1 else ""
         where.append(f"result {leaf['path']}: {what}{more}")
     pair["verdict"] = "differ" if where else "agree"
