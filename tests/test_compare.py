@@ -513,3 +513,68 @@ def test_a_differ_line_gives_the_values_in_the_order_it_names_the_backends(fake_
     assert f"weight_after {step5['tensorflow']:.7g} vs {step5['torch']:.7g}" in where
     assert f"result final_w/0: {final['tensorflow']!r} vs {final['torch']!r}" in where
     assert exp["where"].startswith("tensorflow vs torch: ")
+
+
+EXITS_3 = """
+    import sys
+    print("loss went NaN at step 4, giving up", file=sys.stderr)
+    sys.exit(3)
+"""
+DIVERGES = '''NAME = "diverges"
+POSITION = 1
+TOLERANCE = "deterministic"
+
+
+class Trace:
+    """What kclf.runner reads from a TrainingTrace whose loss became inf at step 2."""
+
+    steps_recorded, diverged_at, interrupted = 2, 2, False
+
+    def timing(self):
+        return {}
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame({"step": [1, 2], "epoch": [0, 0], "batch": [0, 1], "variable": ["w"] * 2,
+                             "index": ["0"] * 2, "weight_before": [1.0, 0.5], "gradient": [5.0, 1e9],
+                             "weight_after": [0.5, -1e8], "loss": [2.0, float("inf")],
+                             "learning_rate": [0.1, 0.1]})
+
+
+def run(ctx):
+    ctx.attach(Trace())
+    return {"steps": 2}
+'''
+
+
+def test_a_script_that_exits_3_failed_with_its_stderr(tmp_path, monkeypatch):  # item 18
+    script = tmp_path / "exits_3.py"
+    script.write_text(textwrap.dedent(EXITS_3))
+    monkeypatch.setattr("kclf.backend.is_installed", lambda name: True)
+    out = tmp_path / "r"
+    assert cli.main(["compare", str(script), "--backends", "jax,torch", "--out", str(out)]) == 1
+    exp = json.loads((out / "comparison.json").read_text())["experiments"]["exits_3"]
+    assert exp["verdict"] == "failed"
+    for run in exp["runs"].values():
+        assert (run["status"], run["returncode"]) == ("failed", 3)
+        assert run["error"] == "exit 3: loss went NaN at step 4, giving up"
+        assert run["stderr_tail"] == ["loss went NaN at step 4, giving up"]
+    assert "diverged" not in (out / "comparison.md").read_text()
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_a_kclf_run_that_diverged_is_diverged(tmp_path, monkeypatch, separate):  # item 18
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "diverges.py").write_text(DIVERGES)
+    (folder / "first.py").write_text(BATCHED["first.py"].replace("POSITION = 1", "POSITION = 2"))
+    monkeypatch.setenv("KCLF_EXPERIMENTS", str(folder))
+    out = tmp_path / "r"
+    argv = ["compare", "all", "--backends", "jax,torch", "--out", str(out)]
+    assert cli.main(argv + ["--separate"] * separate) == 1
+    exp = json.loads((out / "comparison.json").read_text())["experiments"]["diverges"]
+    assert exp["verdict"] == "failed"
+    for run in exp["runs"].values():
+        assert (run["status"], run["returncode"], run["batched"]) == ("diverged", 3, not separate)
+        assert run["error"].startswith("training run 'main' diverged at step 2")

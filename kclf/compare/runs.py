@@ -146,6 +146,7 @@ class _Active:
     files: tuple = ()
     index: int = 0
     batched: bool = False
+    script: bool = False  # a user's script: exit 0 is the only success (README, "Compare your own script")
 
     @property
     def key(self) -> tuple[str, str]:
@@ -170,7 +171,8 @@ def _start(target: Target, backend: str, folder: Path, settings: Settings) -> _A
     stdout = open(beside(folder, "stdout.log"), "wb")
     stderr = open(beside(folder, "stderr.log"), "wb")
     proc = procs.spawn(command_for(target, backend, resolved, settings), env, stdout, stderr)
-    return _Active([(target.name, backend)], [folder], proc, time.monotonic(), (stdout, stderr))
+    return _Active([(target.name, backend)], [folder], proc, time.monotonic(), (stdout, stderr),
+                   script=target.script is not None)
 
 
 def _start_batch(names: list[str], backend: str, folders: list[Path], settings: Settings) -> _Active:
@@ -224,9 +226,11 @@ def _finish(active: _Active, status: str | None = None, error: str | None = None
     elif out.returncode == 0:
         out.status = "ok" if summary.get("status", "ok") == "ok" else summary["status"]
         out.error = summary_error
-    elif out.returncode == 3:
+    elif out.returncode == 3 and not active.script and (summary or {}).get("status") == "diverged":
+        # kclf run's exit 3: the training diverged, as its summary says. Any other exit 3 (a
+        # user's script's own, or a run that wrote no such summary) is a failure.
         out.status, out.error = "diverged", summary_error or "training diverged"
-    elif out.returncode == 130:
+    elif out.returncode == 130 and not active.script:
         out.status, out.error = "interrupted", "interrupted"
     else:
         out.status = "failed"
