@@ -23,6 +23,7 @@ from kclf.compare import (
     diffs,
     runs,
 )
+from kclf.errors import KclfError
 
 FAKE_SCRIPT = """
     import csv, json, os, sys, time
@@ -578,3 +579,87 @@ def test_a_kclf_run_that_diverged_is_diverged(tmp_path, monkeypatch, separate): 
     for run in exp["runs"].values():
         assert (run["status"], run["returncode"], run["batched"]) == ("diverged", 3, not separate)
         assert run["error"].startswith("training run 'main' diverged at step 2")
+
+
+def test_a_script_named_like_an_experiment_or_another_script_is_refused(fake_script, tmp_path,
+                                                                        capsys):  # item 5
+    from kclf import registry
+
+    mine = tmp_path / "my" / "sgd.py"
+    mine.parent.mkdir()
+    mine.write_text(fake_script.read_text())
+    out = tmp_path / "r"
+    assert cli.main(["compare", "sgd", str(mine), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"script {mine}: named 'sgd' like the experiment 'sgd' ({registry.get('sgd').path})" in err
+    assert err.count("\n") == 1
+    other = tmp_path / "other" / "my_script.py"
+    other.parent.mkdir()
+    other.write_text(fake_script.read_text())
+    assert cli.main(["compare", str(fake_script), str(other), "--out", str(out)]) == 2
+    assert f"script {other}: named 'my_script' like the script {fake_script}" in capsys.readouterr().err
+    assert not out.exists()
+    # The same script twice is one target; an experiment's own file is that experiment.
+    assert runs.resolve_targets([str(fake_script), str(fake_script)]) == [
+        runs.Target("my_script", fake_script.resolve())]
+    assert runs.resolve_targets([str(registry.get("sgd").path), "sgd"]) == [runs.Target("sgd")]
+
+
+def test_a_script_is_judged_by_its_own_tolerance_whatever_its_name(fake_script, tmp_path,
+                                                                   monkeypatch):  # item 6
+    iris = tmp_path / "iris.py"
+    iris.write_text(fake_script.read_text())
+    monkeypatch.setenv("FAKE_PLAN", json.dumps({"jax": "differ@5"}))
+    assert cli.main(["compare", str(iris), "--out", str(tmp_path / "r")]) == 1
+    exp = json.loads((tmp_path / "r" / "comparison.json").read_text())["experiments"]["iris"]
+    assert exp["verdict"] == "differ" and exp["tolerance"]["why"] == DETERMINISTIC.why
+    assert exp["pairs"]["jax"]["results"]["judged"] == exp["pairs"]["jax"]["results"]["leaves"]
+
+    declares = tmp_path / "declares.py"
+    for declaration, start, expected in (('"iris"', "torch-2026", compare.IRIS),
+                                         ('{"numpy": "iris", "default": "own-draws"}', "numpy",
+                                          compare.IRIS),
+                                         ('{"numpy": "iris", "default": "own-draws"}', "lecture",
+                                          compare.OWN_DRAWS),
+                                         ('{"tensorflow": "lecture-start", "default": "iris"}',
+                                          "tensorflow-2025", compare.LECTURE_START)):
+        declares.write_text(f"TOLERANCE = {declaration}\n")
+        assert compare.tolerance_for("iris", start=start, script=declares) is expected, declaration
+    declares.write_text("TOLERANCE = 1e-3  # the script's own constant, not a declaration\n")
+    with pytest.raises(KclfError, match=f"^{declares}: TOLERANCE 0.001; expected a tolerance name"):
+        compare.tolerance_for("declares", script=declares)
+
+
+def test_a_declaration_without_the_start_says_so(tmp_path, monkeypatch, capsys):  # item 17
+    monkeypatch.setenv("KCLF_EXPERIMENTS", str(tmp_path))
+    mini = tmp_path / "mini.py"
+    mini.write_text('NAME = "mini"\nPOSITION = 1\nTOLERANCE = {"numpy": "deterministic"}\n')
+    assert cli.main(["compare", "mini", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err == ("kclf: error: experiment 'mini': TOLERANCE has no entry for --start torch-2026 "
+                   '(only for numpy); expected one for each start it is compared under, or a '
+                   '"default"\n')
+    assert cli.main(["compare", "mini", "--start", "tensorflow", "--out", str(tmp_path / "o")]) == 1
+    assert "no entry for --start tensorflow-2025 (only for numpy)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    # An alias is the mode it names; "default" covers the rest.
+    mini.write_text('NAME = "mini"\nPOSITION = 1\nTOLERANCE = {"tensorflow": "iris", "default": '
+                    '"deterministic"}\n')
+    assert compare.tolerance_for("mini", start="tensorflow-2025") is compare.IRIS
+    assert compare.tolerance_for("mini", start="torch-2026") is DETERMINISTIC
+    # Found when the experiments are read: a key that is no start, a start it offers left out.
+    mini.write_text('NAME = "mini"\nPOSITION = 1\nTOLERANCE = {"nmupy": "deterministic"}\n')
+    assert cli.main(["list"]) == 1
+    assert "TOLERANCE has an entry for 'nmupy', which is no --start mode" in capsys.readouterr().err
+    mini.write_text('NAME = "mini"\nPOSITION = 1\nSTART_MODES = ("numpy", "lecture")\n'
+                    'TOLERANCE = {"numpy": "deterministic"}\n')
+    assert cli.main(["list"]) == 1
+    assert "TOLERANCE has no entry for --start lecture, one of its START_MODES" in capsys.readouterr().err
+
+
+def test_a_start_or_edition_an_experiment_does_not_offer_is_a_usage_error(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert cli.main(["compare", "lecture", "--start", "numpy", "--out", str(out)]) == 2
+    assert ("--start numpy: experiment 'lecture' takes one of: lecture, torch-2026, tensorflow-2025"
+            in capsys.readouterr().err)
+    assert not out.exists()

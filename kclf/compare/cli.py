@@ -86,6 +86,7 @@ def main(args) -> int:
                              default="replay")
     settings = Settings(start.name, edition.name, getattr(args, "data", None))
     targets = resolve_targets(args.names)
+    check_offered(targets, start.name, edition.name)
     backends, skipped = resolve_backends(args.backends, start.backend or edition.backend)
     if devices > 1:
         backends, skipped = _with_devices(devices, backends, skipped)
@@ -98,8 +99,8 @@ def _main(args, targets, backends, skipped, settings: Settings) -> int:
 
     if not backends:
         raise KclfError("no backend is installed; install one with make install")
-    tolerances = {t.name: tolerance_for(t.name, args.rtol, args.atol, start=settings.start)
-                  for t in targets}
+    tolerances = {t.name: tolerance_for(t.name, args.rtol, args.atol, start=settings.start,
+                                        script=t.script) for t in targets}
     out = Path(args.out)
     check_data(args.data, [t.name for t in targets if t.script is None], any(t.script for t in targets))
     usable_folder(out)
@@ -156,6 +157,22 @@ def _with_devices(n: int, backends: list[str], skipped: dict) -> tuple[list[str]
         skipped = {**skipped, "torch": devices.TORCH_MESSAGE.format(version=version("keras"), n=n)}
         backends = [b for b in backends if b != "torch"]
     return backends, skipped
+
+
+def check_offered(targets, start: str, edition: str) -> None:
+    """Before anything runs: each experiment with --start modes (or editions) offers the
+    compare's, as ``kclf run`` would insist in every child."""
+    from kclf import registry
+
+    known = registry.discover()
+    for target in targets:
+        info = known.get(target.name) if target.script is None else None
+        if info and info.starts and start not in info.starts:
+            raise UsageError(f"--start {start}: experiment {info.name!r} takes one of: "
+                             f"{', '.join(info.starts)}")
+        if info and info.editions and edition not in info.editions:
+            raise UsageError(f"--edition {edition}: experiment {info.name!r} has "
+                             f"{', '.join(info.editions)}")
 
 
 def check_data(data: str | None, names: list[str], scripts: bool) -> None:

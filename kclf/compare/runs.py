@@ -79,11 +79,14 @@ class RunOutcome:
 
 
 def resolve_targets(names: list[str]) -> list[Target]:
-    """Experiment names, ``all`` or script paths → targets; unknown names fail here."""
+    """Experiment names, ``all`` or script paths → targets; unknown names fail here, and so
+    does a script named like an experiment or another script (its runs would take their place:
+    OUT/runs/NAME/BACKEND). A path to an experiment's own file is that experiment."""
     from kclf import registry
 
     names = names or ["all"]
     known = registry.discover()
+    files = {info.path.resolve(): n for n, info in known.items()}
     targets: list[Target] = []
     for name in names:
         if name == "all":
@@ -92,7 +95,8 @@ def resolve_targets(names: list[str]) -> list[Target]:
             path = Path(name)
             if not path.is_file():
                 raise UnknownExperiment(f"script {name!r} not found; expected a path to a .py file")
-            targets.append(Target(path.stem, path.resolve()))
+            resolved = path.resolve()
+            targets.append(Target(files[resolved]) if resolved in files else Target(path.stem, resolved))
         elif name in known:
             targets.append(Target(name))
         else:
@@ -100,7 +104,15 @@ def resolve_targets(names: list[str]) -> list[Target]:
                 f"unknown experiment {name!r}; expected one of: all, {', '.join(known)}, "
                 "or a path to a script (.py)"
             )
-    unique = {t.name: t for t in targets}
+    unique: dict[str, Target] = {}
+    for target in targets:
+        first = unique.setdefault(target.name, target)
+        if first.script != target.script:
+            script, other = (target, first) if target.script is not None else (first, target)
+            what = (f"the script {other.script}" if other.script is not None
+                    else f"the experiment {target.name!r} ({known[target.name].path})")
+            raise UsageError(f"script {script.script}: named {target.name!r} like {what}; "
+                             "expected a name of its own (rename the script's file)")
     return list(unique.values())
 
 
