@@ -663,3 +663,158 @@ def test_a_start_or_edition_an_experiment_does_not_offer_is_a_usage_error(tmp_pa
     assert ("--start numpy: experiment 'lecture' takes one of: lecture, torch-2026, tensorflow-2025"
             in capsys.readouterr().err)
     assert not out.exists()
+
+
+STARTS = '''NAME = "starts"
+POSITION = 1
+START_MODES = ("torch-2026", "numpy")
+TOLERANCE = {"numpy": "iris", "torch-2026": "lecture-start"}
+
+
+def run(ctx):
+    return {"final_loss": 0.5, "values": {"printed": 1.25}}
+'''
+
+
+def reused(out, *argv):
+    """cli.main's exit code and comparison.json's experiments after a compare into ``out``."""
+    code = cli.main(["compare", *argv, "--out", str(out)])
+    return code, json.loads((out / "comparison.json").read_text())
+
+
+def test_reuse_refuses_a_run_made_in_another_start_mode(tmp_path, monkeypatch):  # item 3
+    monkeypatch.setenv("KCLF_EXPERIMENTS", str(tmp_path / "experiments"))
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "starts.py").write_text(STARTS)
+    out = tmp_path / "r"
+    code, data = reused(out, "starts", "--start", "numpy", "--backends", "jax,torch")
+    assert code == 0 and data["experiments"]["starts"]["verdict"] == "agree"
+    summary = out / "runs" / "starts" / "jax" / "summary.json"
+    edited = json.loads(summary.read_text())
+    assert edited["settings"]["start"] == "numpy"
+    edited["results"]["final_loss"] = 0.9  # judged under numpy, not under torch-2026
+    summary.write_text(json.dumps(edited))
+
+    code, data = reused(out, "starts", "--reuse", "--backends", "jax,torch")  # --start torch-2026
+    exp = data["experiments"]["starts"]
+    assert code == 1 and not data["complete"] and exp["verdict"] == "incomplete"
+    for backend in ("jax", "torch"):
+        run = exp["runs"][backend]
+        assert run["status"] == "not run"
+        assert run["error"].startswith("--reuse: made with --start numpy, not torch-2026; expected a run")
+        assert run["made"]["start"] == "numpy"
+    assert "jax: not run (--reuse: made with --start numpy, not torch-2026" in exp["where"]
+    assert "INCOMPLETE" in (out / "comparison.md").read_text()
+
+    code, data = reused(out, "starts", "--reuse", "--start", "numpy", "--backends", "jax,torch")
+    assert code == 1 and data["experiments"]["starts"]["verdict"] == "differ"  # the edit, judged
+
+    # What the run says it ran with counts too: its summary.json against its outcome.
+    edited["settings"]["start"] = "torch-2026"
+    summary.write_text(json.dumps(edited))
+    code, data = reused(out, "starts", "--reuse", "--start", "numpy", "--backends", "jax,torch")
+    assert code == 1 and "--start torch-2026 (says its summary.json), not numpy" in (
+        data["experiments"]["starts"]["runs"]["jax"]["error"])
+
+
+def test_reuse_refuses_runs_made_with_other_data_devices_or_versions(fake_script, tmp_path,
+                                                                    monkeypatch):  # item 3
+    import kclf
+
+    first, same, other = (tmp_path / name for name in ("a.csv", "same.csv", "b.csv"))
+    first.write_text("x\n1\n")
+    same.write_text("x\n1\n")
+    other.write_text("x\n2\n")
+    out = tmp_path / "r"
+    argv = [str(fake_script), "--backends", "jax,tensorflow"]
+    assert reused(out, *argv, "--data", str(first), "--devices", "2")[0] == 0
+
+    code, data = reused(out, *argv, "--reuse", "--data", str(same), "--devices", "2")
+    assert code == 0  # the same rows under another name are the same data
+
+    code, data = reused(out, *argv, "--reuse", "--data", str(other))
+    error = data["experiments"]["my_script"]["runs"]["jax"]["error"]
+    assert code == 1 and error.startswith(f"--reuse: made with --devices 2, not 1; --data {first} "
+                                          "(sha256 ")
+    assert f", not {other} (sha256 " in error
+
+    monkeypatch.setattr(kclf, "__version__", "99.0")
+    monkeypatch.setattr("kclf.backend.package_version", lambda name: "0.0-other")
+    code, data = reused(out, *argv, "--reuse", "--data", str(first), "--devices", "2")
+    error = data["experiments"]["my_script"]["runs"]["tensorflow"]["error"]
+    assert code == 1 and error.startswith("--reuse: made with kclf 0.1.0, not 99.0; keras ")
+    assert ", not 0.0-other; tensorflow " in error
+
+
+def test_reuse_of_a_missing_or_unreadable_run_is_incomplete(fake_script, tmp_path):  # item 4
+    out = tmp_path / "r"
+    runs_dir = out / "runs" / "my_script"
+    argv = [str(fake_script), "--backends", "torch,jax,tensorflow"]
+    assert reused(out, *argv)[0] == 0
+
+    (runs_dir / "jax" / "summary.json").unlink()
+    import shutil
+
+    shutil.rmtree(runs_dir / "tensorflow")
+    code, data = reused(out, *argv, "--reuse")
+    exp = data["experiments"]["my_script"]
+    assert code == 1 and not data["complete"] and exp["verdict"] == "incomplete"
+    assert exp["runs"]["jax"]["status"] == exp["runs"]["tensorflow"]["status"] == "not run"
+    assert exp["runs"]["jax"]["error"].startswith(f"{runs_dir / 'jax' / 'summary.json'}: missing; "
+                                                  "expected the files the run wrote")
+    assert exp["runs"]["tensorflow"]["error"].startswith(f"{runs_dir / 'tensorflow' / 'summary.json'}: "
+                                                         "missing")
+    assert data["runs_ok"] == 1
+
+    assert reused(out, *argv)[0] == 0
+    (runs_dir / "jax" / "trace.csv").unlink()
+    (runs_dir / "tensorflow" / "summary.json").write_text('{"backend": "tenso')
+    (runs_dir / "tensorflow.outcome.json").unlink()
+    code, data = reused(out, *argv, "--reuse")
+    exp = data["experiments"]["my_script"]
+    assert code == 1 and exp["verdict"] == "incomplete"
+    assert exp["runs"]["jax"]["error"].startswith(
+        f"{runs_dir / 'jax' / 'trace.csv'}: missing (its summary.json lists traces)")
+    assert exp["runs"]["tensorflow"]["error"] == ("nothing to --reuse: no tensorflow.outcome.json "
+                                                  f"in {runs_dir}")
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("{garbage", "not JSON (Expecting property name enclosed in double quotes"),
+    ('["ok"]', "a JSON list, not an object"),
+    ("colour", "unknown field 'colour'"),
+    ("wall_s", "field 'wall_s' is 'fast'"),
+    ("backend", "the outcome of 'my_script' on jax, not of 'my_script' on torch"),
+])
+def test_reuse_names_an_unreadable_outcome(fake_script, tmp_path, text, problem):  # item 16
+    out = tmp_path / "r"
+    runs_dir = out / "runs" / "my_script"
+    argv = [str(fake_script), "--backends", "jax,torch"]
+    assert reused(out, *argv)[0] == 0
+    record = runs_dir / "torch.outcome.json"
+    fields = json.loads(record.read_text())
+    if text == "colour":
+        text = json.dumps({**fields, "colour": "blue"})
+    elif text == "wall_s":
+        text = json.dumps({**fields, "wall_s": "fast"})
+    elif text == "backend":
+        text = (runs_dir / "jax.outcome.json").read_text()
+    record.write_text(text)
+    code, data = reused(out, *argv, "--reuse")
+    exp = data["experiments"]["my_script"]
+    assert code == 1 and exp["verdict"] == "incomplete"
+    assert exp["runs"]["torch"]["error"].startswith(f"{record}: {problem}")
+    assert exp["runs"]["torch"]["error"].endswith("; expected the outcome an earlier kclf compare "
+                                                  "wrote (run it again without --reuse)")
+    assert "not run (not run" not in exp["where"]
+
+
+def test_reuse_refuses_an_outcome_that_recorded_no_settings(fake_script, tmp_path):  # item 3
+    out = tmp_path / "r"
+    argv = [str(fake_script), "--backends", "jax,torch"]
+    assert reused(out, *argv)[0] == 0
+    record = out / "runs" / "my_script" / "torch.outcome.json"
+    record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "made"}))
+    code, data = reused(out, *argv, "--reuse")
+    assert code == 1 and data["experiments"]["my_script"]["runs"]["torch"]["error"].startswith(
+        "--reuse: made with settings it did not record (an earlier kclf)")

@@ -84,7 +84,7 @@ def main(args) -> int:
         raise UsageError(f"--devices {devices!r}: expected a positive number of devices")
     start, edition = resolve(getattr(args, "start", None), getattr(args, "edition", None),
                              default="replay")
-    settings = Settings(start.name, edition.name, getattr(args, "data", None))
+    settings = Settings(start.name, edition.name, getattr(args, "data", None), devices)
     targets = resolve_targets(args.names)
     check_offered(targets, start.name, edition.name)
     backends, skipped = resolve_backends(args.backends, start.backend or edition.backend)
@@ -109,7 +109,7 @@ def _main(args, targets, backends, skipped, settings: Settings) -> int:
         for name, why in skipped.items():
             print(f"kclf compare: skipping {name}: {why}", file=sys.stderr)
         if args.reuse:
-            outcomes, interrupted = reuse(targets, backends, out), False
+            outcomes, interrupted = reuse(targets, backends, out, settings), False
         how = f"diffing the runs already in {out}/runs" if args.reuse else f"{args.jobs} at a time"
         print(f"kclf compare: {len(targets)} experiment(s) × {len(backends)} backend(s) = {total} runs, "
               f"{how}, reference {backends[0]} → {out}/", file=sys.stderr, flush=True)

@@ -161,10 +161,11 @@ def execute(
     except KeyboardInterrupt:
         for running in active.values():
             procs.stop(running.proc)
-            outcomes[running.key] = runs._finish(running, "interrupted", "interrupted (Ctrl-C) before it finished")
+            outcomes[running.key] = runs._finish(running, "interrupted", "Ctrl-C before it finished")
             queue.append(running.keys[running.index + 1:])
         for name, backend in (key for job in queue for key in job):
             outcomes[(name, backend)] = RunOutcome(
-                name, backend, str(run_dir(out, name, backend)), error="not run: compare was interrupted")
+                name, backend, str(run_dir(out, name, backend)),
+                error="the compare was interrupted before it started")
         return outcomes, True
     return outcomes, False
