@@ -818,3 +818,32 @@ def test_reuse_refuses_an_outcome_that_recorded_no_settings(fake_script, tmp_pat
     code, data = reused(out, *argv, "--reuse")
     assert code == 1 and data["experiments"]["my_script"]["runs"]["torch"]["error"].startswith(
         "--reuse: made with settings it did not record (an earlier kclf)")
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "timeout"])
+def test_a_stopped_run_leaves_no_unfinished_folder(tmp_path, monkeypatch, stop):  # item 22
+    from kclf.compare import schedule
+
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "hangs.py").write_text(BATCHED["hangs.py"])
+    monkeypatch.setenv("KCLF_EXPERIMENTS", str(folder))
+    out = tmp_path / "r"
+    seen, step = [], schedule._step
+
+    def step_until_staged(running, timeout):
+        run = running.folders[running.index]
+        if list(run.parent.glob(f".{run.name}.new-*")):  # kclf run made its fresh folder
+            seen.append(run.name)
+            if stop == "ctrl-c":
+                raise KeyboardInterrupt
+            timeout = 0.0
+        return step(running, timeout)
+
+    monkeypatch.setattr(schedule, "_step", step_until_staged)
+    code = cli.main(["compare", "hangs", "--separate", "--backends", "jax", "--timeout", "60",
+                     "--out", str(out)])
+    assert code == (130 if stop == "ctrl-c" else 1) and seen
+    assert [p.name for p in (out / "runs" / "hangs").iterdir() if p.name.startswith(".")] == []
+    status = json.loads((out / "runs" / "hangs" / "jax.outcome.json").read_text())["status"]
+    assert status == ("interrupted" if stop == "ctrl-c" else "timeout")

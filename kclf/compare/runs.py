@@ -213,12 +213,18 @@ def _fresh(folder: Path) -> Path:
     # The folder is ours (OUT/runs/NAME/BACKEND): stale outputs must not pass for new ones,
     # nor an earlier run's outcome for this one's (--reuse) if this compare is killed.
     shutil.rmtree(folder, ignore_errors=True)
-    for left in folder.parent.glob(f".{folder.name}.*-*"):  # a killed run's unfinished folders
-        shutil.rmtree(left, ignore_errors=True)
+    _remove_unfinished(folder)
     beside(folder, EXIT).unlink(missing_ok=True)
     beside(folder, OUTCOME).unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     return folder.resolve()
+
+
+def _remove_unfinished(folder: Path) -> None:
+    """A stopped run's hidden folders beside ``folder`` (kclf.fsio.StagedFolder's .BACKEND.new-*
+    and .BACKEND.old-*): killed, it never swapped them in or removed them itself."""
+    for left in folder.parent.glob(f".{folder.name}.*-*"):
+        shutil.rmtree(left, ignore_errors=True)
 
 
 def _start(target: Target, backend: str, folder: Path, settings: Settings) -> _Active:
@@ -269,6 +275,8 @@ def _finish(active: _Active, status: str | None = None, error: str | None = None
     if not active.batched or active.proc.poll() is not None:
         for fh in active.files:
             fh.close()
+    if status:  # stopped (Ctrl-C, timeout): its process cannot clean up after itself
+        _remove_unfinished(folder)
     out.wall_s = time.monotonic() - active.started
     out.returncode = active.proc.returncode if returncode is None else returncode
     out.stderr_tail = procs.tail(beside(folder, "stderr.log"), STDERR_LINES)
