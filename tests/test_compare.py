@@ -847,3 +847,34 @@ def test_a_stopped_run_leaves_no_unfinished_folder(tmp_path, monkeypatch, stop):
     assert [p.name for p in (out / "runs" / "hangs").iterdir() if p.name.startswith(".")] == []
     status = json.loads((out / "runs" / "hangs" / "jax.outcome.json").read_text())["status"]
     assert status == ("interrupted" if stop == "ctrl-c" else "timeout")
+
+
+def test_a_device_count_past_the_maximum_is_one_line(tmp_path, capsys, monkeypatch):  # item 14
+    from kclf import devices
+
+    huge = "100000000000000000000"
+    out = tmp_path / "o"
+    assert exit_code(["compare", "sgd", "--devices", huge, "--backends", "jax,tensorflow",
+                      "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"kclf: error: --devices {huge}: expected a positive number "
+                                       f"of devices, at most {devices.MAX_DEVICES}\n")
+    assert not out.exists()
+    with pytest.raises(KclfError, match=f"at most {devices.MAX_DEVICES}$"):
+        devices.environment(int(huge))
+    monkeypatch.setenv(devices.ENV, huge)
+    with pytest.raises(KclfError, match=f"^KCLF_DEVICES='{huge}' is not a device count"):
+        devices.requested()
+
+
+def test_devices_on_torch_alone_says_torch_has_no_data_parallelism(tmp_path, capsys):  # item 15
+    from kclf import devices
+
+    if devices.torch_has_data_parallel():
+        pytest.skip("this Keras gives torch DataParallel")
+    out = tmp_path / "o"
+    assert exit_code(["compare", "sgd", "--devices", "2", "--backends", "torch", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kclf: error: --devices 2: keras 3.") and err.count("\n") == 1
+    assert ("'s torch backend has no DataParallel (it comes with Keras 3.16) and no other backend is "
+            "named in --backends; expected jax or tensorflow for 2 devices (or --devices 1)") in err
+    assert not out.exists()

@@ -79,9 +79,12 @@ def main(args) -> int:
         raise UsageError(f"--jobs {args.jobs}: expected at least 1")
     if not args.timeout > 0:
         raise UsageError(f"--timeout {args.timeout}: expected seconds > 0")
+    from kclf.devices import MAX_DEVICES, is_count
+
     devices = getattr(args, "devices", 1)
-    if not isinstance(devices, int) or devices < 1:
-        raise UsageError(f"--devices {devices!r}: expected a positive number of devices")
+    if not is_count(devices):
+        raise UsageError(f"--devices {devices!r}: expected a positive number of devices, at most "
+                         f"{MAX_DEVICES}")
     start, edition = resolve(getattr(args, "start", None), getattr(args, "edition", None),
                              default="replay")
     settings = Settings(start.name, edition.name, getattr(args, "data", None), devices)
@@ -89,7 +92,15 @@ def main(args) -> int:
     check_offered(targets, start.name, edition.name)
     backends, skipped = resolve_backends(args.backends, start.backend or edition.backend)
     if devices > 1:
+        installed = backends
         backends, skipped = _with_devices(devices, backends, skipped)
+        if installed and not backends:  # torch was the only one: say why, not "none installed"
+            from importlib.metadata import version
+
+            given = "named in --backends" if args.backends else "installed"
+            raise UsageError(f"--devices {devices}: keras {version('keras')}'s torch backend has no "
+                             f"DataParallel (it comes with Keras 3.16) and no other backend is {given}; "
+                             f"expected jax or tensorflow for {devices} devices (or --devices 1)")
     with _children_environment(devices):
         return _main(args, targets, backends, skipped, settings)
 
