@@ -878,3 +878,44 @@ def test_devices_on_torch_alone_says_torch_has_no_data_parallelism(tmp_path, cap
     assert ("'s torch backend has no DataParallel (it comes with Keras 3.16) and no other backend is "
             "named in --backends; expected jax or tensorflow for 2 devices (or --devices 1)") in err
     assert not out.exists()
+
+
+HANGS_WITH_PID = '''NAME = "hangs"
+POSITION = 3
+TOLERANCE = "deterministic"
+import os, time
+
+
+def run(ctx):
+    with open(os.environ["HANG_PID_FILE"], "w") as fh:
+        fh.write(str(os.getpid()))
+    time.sleep(60)
+'''
+
+
+def test_a_killed_compare_stops_its_runs_and_writes_its_report(tmp_path):  # next to item 22
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "hangs.py").write_text(HANGS_WITH_PID)
+    pid_file, out = tmp_path / "pid", tmp_path / "r"
+    env = dict(os.environ, KCLF_EXPERIMENTS=str(folder), HANG_PID_FILE=str(pid_file))
+    proc = subprocess.Popen([sys.executable, "-m", "kclf", "compare", "hangs", "--backends", "jax",
+                             "--out", str(out)], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not pid_file.is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.2)  # the pid is written whole
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    with pytest.raises(ProcessLookupError):  # the run is stopped, not left running on its own
+        os.kill(int(pid_file.read_text()), 0)
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["interrupted"] and data["experiments"]["hangs"]["runs"]["jax"]["status"] == "interrupted"
+    assert [p.name for p in (out / "runs" / "hangs").iterdir() if p.name.startswith(".")] == []
