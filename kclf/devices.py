@@ -23,9 +23,10 @@ import os
 from kclf.errors import KclfError
 
 ENV = "KCLF_DEVICES"
-# More virtual devices than any CPU has hardware threads is a typo, not a plan: past it JAX's
-# XLA (a C int) and TensorFlow (OverflowError) fail in many lines, and well before that each
-# device's replica and threads outgrow the machine (JAX starts 4,096 in 7.7 s and 0.6 GB).
+# More virtual devices than any CPU has hardware threads is a typo, not a plan: a count such
+# as 10**20 reached the children, where JAX failed in many lines and TensorFlow with an
+# OverflowError, and far smaller ones make every replica and thread pool a cost (measured:
+# JAX starts 4,096 CPU devices in 7.7 s and 0.6 GB before any model).
 MAX_DEVICES = 1024
 TORCH_MESSAGE = ("keras {version}'s torch backend has no DataParallel (it is merged upstream for Keras 3.16); "
                  "expected KERAS_BACKEND=jax or tensorflow for {n} devices")
