@@ -919,3 +919,38 @@ def test_a_killed_compare_stops_its_runs_and_writes_its_report(tmp_path):  # nex
     data = json.loads((out / "comparison.json").read_text())
     assert data["interrupted"] and data["experiments"]["hangs"]["runs"]["jax"]["status"] == "interrupted"
     assert [p.name for p in (out / "runs" / "hangs").iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("summary, problem", [
+    ("[1, 2]", "a JSON list, not an object"),
+    ('{"backend": "BACKEND", "status": "fine"}', "status 'fine', not one of ok, diverged"),
+    ('{"backend": "BACKEND", "results": [0.5]}', "field 'results' is a list, not an object"),
+    ('{"backend": "BACKEND", "traces": {"main": 3}}', "trace 'main' is not an object"),
+])
+def test_a_summary_kclf_cannot_read_fails_its_run_naming_the_file(tmp_path, monkeypatch, summary,
+                                                                  problem):  # next to item 16
+    script = tmp_path / "writes.py"
+    script.write_text("import os\nwith open(os.path.join(os.environ['KCLF_OUT'], 'summary.json'), 'w') "
+                      "as fh:\n    fh.write(os.environ['SUMMARY'].replace('BACKEND', "
+                      "os.environ['KERAS_BACKEND']) if os.environ['KERAS_BACKEND'] == 'torch' else "
+                      "'{\"backend\": \"%s\", \"results\": {}}' % os.environ['KERAS_BACKEND'])\n")
+    monkeypatch.setenv("SUMMARY", summary)
+    monkeypatch.setattr("kclf.backend.is_installed", lambda name: True)
+    code, data = reused(tmp_path / "r", str(script))
+    exp = data["experiments"]["writes"]
+    assert code == 1 and exp["verdict"] == "failed" and exp["pairs"]["tensorflow"]["verdict"] == "agree"
+    error = exp["runs"]["torch"]["error"]
+    assert error.startswith(f"{tmp_path / 'r' / 'runs' / 'writes' / 'torch' / 'summary.json'}: {problem}")
+
+
+def test_results_with_histories_of_another_shape_are_diffed_as_results():  # next to item 16
+    from kclf.compare import verdict
+
+    ref = {"histories": [0.5, 0.25], "values": {"a": 1}}
+    assert verdict.where_they_part(ref, ref, None, None, DETERMINISTIC)["histories"] == []
+    odd = {"histories": {"fit": {"loss": ["nan", 0.5], "note": ["x"]}}}
+    other = {"histories": {"fit": {"loss": [0.25, 0.5], "note": ["y"]}}}
+    part = verdict.where_they_part(odd, other, None, None, DETERMINISTIC)
+    assert part["histories"] == [{"fit": "fit", "metric": "loss", "epoch": 1,
+                                  "reference": pytest.approx(math.nan, nan_ok=True), "backend": 0.25}]
+    assert "history fit/loss from epoch 1 (0.25 vs nan)" in verdict.parting_text(part)

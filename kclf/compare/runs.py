@@ -251,12 +251,35 @@ def _start_batch(names: list[str], backend: str, folders: list[Path], settings: 
                    batched=True, made=[made_with(Target(n), backend, settings) for n in names])
 
 
+SUMMARY_STATUSES = ("ok", "diverged", "failed", "interrupted")  # what kclf.runner writes
+
+
+def _load_summary(folder: Path) -> tuple[dict | None, str | None]:
+    """(the run's summary.json, None), or (None, what is wrong with it: "missing", ...)."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except FileNotFoundError:
+        return None, "missing"
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror})"
+    except ValueError as exc:
+        return None, f"not JSON ({str(exc).splitlines()[0]})"
+    if not isinstance(summary, dict):
+        return None, f"a JSON {type(summary).__name__}, not an object"
+    if summary.get("status", "ok") not in SUMMARY_STATUSES:
+        return None, f"status {summary['status']!r}, not one of {', '.join(SUMMARY_STATUSES)}"
+    for key in ("results", "traces", "timing", "versions"):  # the report reads them as objects
+        if not isinstance(summary.get(key) or {}, dict):
+            return None, f"field {key!r} is a {type(summary[key]).__name__}, not an object"
+    for label, trace in (summary.get("traces") or {}).items():
+        if not isinstance(trace, dict) or not isinstance(trace.get("timing") or {}, dict):
+            return None, f"trace {label!r} is not an object with a timing object"
+    return summary, None
+
+
 def _read_summary(outcome: RunOutcome) -> None:
     """Read the run's summary.json; one that names another backend fails the run."""
-    try:
-        outcome.summary = json.loads((Path(outcome.dir) / "summary.json").read_text())
-    except (OSError, ValueError):
-        outcome.summary = None
+    outcome.summary, _ = _load_summary(Path(outcome.dir))
     ran_on = (outcome.summary or {}).get("backend")
     if outcome.summary is not None and ran_on != outcome.backend:
         outcome.status = "failed"
@@ -280,16 +303,17 @@ def _finish(active: _Active, status: str | None = None, error: str | None = None
     out.wall_s = time.monotonic() - active.started
     out.returncode = active.proc.returncode if returncode is None else returncode
     out.stderr_tail = procs.tail(beside(folder, "stderr.log"), STDERR_LINES)
-    try:
-        summary = json.loads((folder / "summary.json").read_text())
-    except (OSError, ValueError):
-        summary = None
+    summary, problem = _load_summary(folder)
     summary_error = (summary or {}).get("error")
     if status:
         out.status, out.error = status, error
-    elif out.returncode == 0 and summary is None:
+    elif out.returncode == 0 and problem == "missing":
         out.status = "failed"
         out.error = "exited 0 but wrote no summary.json (a script must call kclf.runner.save)"
+    elif out.returncode == 0 and summary is None:
+        out.status = "failed"
+        out.error = (f"{folder / 'summary.json'}: {problem}; expected the summary.json "
+                     "kclf.runner.save writes")
     elif out.returncode == 0:
         out.status = "ok" if summary.get("status", "ok") == "ok" else summary["status"]
         out.error = summary_error
@@ -410,15 +434,7 @@ def _reused_summary(outcome: RunOutcome, folder: Path) -> dict | None:
     """The run's summary.json (and trace.csv, if it lists traces) when its outcome says it
     wrote one; a missing or unreadable one is _Unusable, naming the file."""
     path = folder / "summary.json"
-    try:
-        summary = json.loads(path.read_text())
-        problem = None if isinstance(summary, dict) else "not a JSON object"
-    except FileNotFoundError:
-        summary, problem = None, "missing"
-    except OSError as exc:
-        summary, problem = None, f"cannot be read ({exc.strerror})"
-    except ValueError as exc:
-        summary, problem = None, f"not JSON ({str(exc).splitlines()[0]})"
+    summary, problem = _load_summary(folder)
     if problem is None and summary.get("traces") and not (folder / "trace.csv").is_file():
         path, problem = folder / "trace.csv", "missing (its summary.json lists traces)"
     if problem is not None and outcome.status in ("ok", "diverged"):
