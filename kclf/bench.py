@@ -24,7 +24,9 @@ Only the worker functions import Keras, after :func:`kclf.backend.select_backend
 from __future__ import annotations
 
 import argparse
+import ast
 import json
+import math
 import os
 import platform
 import tempfile
@@ -54,7 +56,8 @@ from kclf.bench_workers import (  # noqa: F401
     run_worker,
     summary,
 )
-from kclf.errors import KclfError
+from kclf.errors import KclfError, UsageError
+from kclf.fsio import usable_folder
 from kclf.runner import atomic_write, to_jsonable
 
 
@@ -110,6 +113,34 @@ def _run_child(argv: list[str], tag: str, out: Path) -> dict:
 # -- the command ---------------------------------------------------------------------------------
 
 
+def _check_trace_from(path: Path) -> None:
+    """--trace-from before any worker imports it: a readable Python file defining TrainingTrace."""
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except OSError as exc:
+        raise UsageError(f"--trace-from {path}: cannot be read ({exc.strerror}); expected a Python "
+                         "file that defines TrainingTrace") from None
+    except SyntaxError as exc:
+        raise UsageError(f"--trace-from {path}: not valid Python (line {exc.lineno}: {exc.msg}); "
+                         "expected a Python file that defines TrainingTrace") from None
+    if "TrainingTrace" not in _top_level_names(tree):
+        raise UsageError(f"--trace-from {path}: defines no TrainingTrace; expected the file with "
+                         "the TrainingTrace to measure (a changed kclf/callbacks.py)")
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    """The names a module binds at its top level: classes, functions, assignments, imports."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
 def _backend_list(text: str) -> list[str]:
     try:
         return procs.parse_backends(text, option="")  # argparse names the option
@@ -117,22 +148,34 @@ def _backend_list(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; received {text}")
-    return value
+def at_least(minimum: int, kind: type = int):
+    """The argparse type of every numeric option: a finite ``kind`` (int or float) >= ``minimum``,
+    else one line in one wording ("argument --repeats: got 'abc'; expected an integer >= 1"),
+    while the options are parsed, before any work."""
+    wanted = f"{'an integer' if kind is int else 'a number'} >= {minimum}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < minimum:
+            raise argparse.ArgumentTypeError(f"got {text!r}; expected {wanted}")
+        return value
+
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backends", type=_backend_list, default=None,
                         help="comma-separated backends (default: all installed)")
-    parser.add_argument("--repeats", type=_positive, default=5, help="timed repeats per case (default 5)")
-    parser.add_argument("--steps", type=_positive, default=None,
+    parser.add_argument("--repeats", type=at_least(1), default=5,
+                        help="timed repeats per case (default 5)")
+    parser.add_argument("--steps", type=at_least(1), default=None,
                         help="steps per epoch, the data's size in batches (default 2000)")
-    parser.add_argument("--min-seconds", type=float, default=None,
+    parser.add_argument("--min-seconds", type=at_least(0, float), default=None,
                         help="each repeat runs whole epochs for at least this long (default 0.5)")
-    parser.add_argument("--memory-steps", type=int, default=None,
+    parser.add_argument("--memory-steps", type=at_least(0), default=None,
                         help="steps of the memory run, 0 to skip it (default 100000)")
     parser.add_argument("--out", default="results/bench", help="output folder (default results/bench)")
     parser.add_argument("--quick", action="store_true",
@@ -194,7 +237,9 @@ def main(args) -> int:
         raise BenchError(f"backends not installed: {', '.join(missing)} (make install installs all three)")
     if not backends:
         raise BenchError("no backend installed; expected at least one of jax, tensorflow, torch")
-    out = Path(args.out)
+    out = usable_folder(Path(args.out))  # before any worker starts, not when the first one ends
+    if args.trace_from:
+        _check_trace_from(Path(args.trace_from))
     common = ["--repeats", str(args.repeats), "--steps", str(settings["steps"]),
               "--min-seconds", str(settings["min_seconds"])] + (["--quick"] if args.quick else [])
     if args.trace_from:

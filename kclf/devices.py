@@ -23,6 +23,11 @@ import os
 from kclf.errors import KclfError
 
 ENV = "KCLF_DEVICES"
+# More virtual devices than any CPU has hardware threads is a typo, not a plan: a count such
+# as 10**20 reached the children, where JAX failed in many lines and TensorFlow with an
+# OverflowError, and far smaller ones make every replica and thread pool a cost (measured:
+# JAX starts 4,096 CPU devices in 7.7 s and 0.6 GB before any model).
+MAX_DEVICES = 1024
 TORCH_MESSAGE = ("keras {version}'s torch backend has no DataParallel (it is merged upstream for Keras 3.16); "
                  "expected KERAS_BACKEND=jax or tensorflow for {n} devices")
 
@@ -38,22 +43,29 @@ def torch_has_data_parallel() -> bool:
     return tuple(digits) >= (3, 16)
 
 
+def is_count(n) -> bool:
+    """Whether ``n`` is a device count kclf sets up: an integer from 1 to MAX_DEVICES."""
+    return isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_DEVICES
+
+
 def requested() -> int:
     """The device count asked for through the environment (1 when none)."""
     text = os.environ.get(ENV, "1")
     try:
         n = int(text)
     except ValueError:
-        raise KclfError(f"{ENV}={text!r} is not a device count; expected a positive integer") from None
-    if n < 1:
-        raise KclfError(f"{ENV}={n} is not a device count; expected a positive integer")
+        n = None
+    if not is_count(n):
+        raise KclfError(f"{ENV}={text!r} is not a device count; expected a positive integer, "
+                        f"at most {MAX_DEVICES}")
     return n
 
 
 def environment(n: int, env: dict | None = None) -> dict:
     """A copy of ``env`` (default os.environ) in which a new process starts with ``n`` CPU devices."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise KclfError(f"--devices {n!r} is not a device count; expected a positive integer")
+    if not is_count(n):
+        raise KclfError(f"--devices {n!r} is not a device count; expected a positive integer, "
+                        f"at most {MAX_DEVICES}")
     out = dict(os.environ if env is None else env)
     out[ENV] = str(n)
     if n > 1:

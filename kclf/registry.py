@@ -78,20 +78,55 @@ def _info(path: Path, consts: dict) -> ExperimentInfo:
     if missing:
         raise KclfError(f"{path}: no {' and no '.join(missing)} next to NAME; expected e.g. "
                         'POSITION = 15 and TOLERANCE = "deterministic" (see kclf.registry)')
-    tolerance = consts["TOLERANCE"]
-    if not (isinstance(tolerance, str) or (isinstance(tolerance, dict) and tolerance
-                                           and all(isinstance(v, str) for v in tolerance.values()))):
-        raise KclfError(f"{path}: TOLERANCE {tolerance!r}; expected a tolerance name or a dict "
-                        "from --start mode to one")
+    tolerance = _tolerance(path, consts["TOLERANCE"])
     if not isinstance(consts["POSITION"], int) or isinstance(consts["POSITION"], bool):
         raise KclfError(f"{path}: POSITION {consts['POSITION']!r}; expected an integer")
+    starts = tuple(str(v) for v in consts.get("START_MODES", ()))
+    if isinstance(tolerance, dict) and "default" not in tolerance:
+        uncovered = [s for s in starts if s not in tolerance]
+        if uncovered:
+            raise KclfError(f"{path}: TOLERANCE has no entry for --start {uncovered[0]}, one of its "
+                            "START_MODES; expected one for each (or a \"default\")")
     return ExperimentInfo(
-        consts["NAME"], consts.get("DESCRIPTION", ""), consts.get("SLIDE", ""), path,
-        tuple(str(v) for v in consts.get("START_MODES", ())),
+        consts["NAME"], consts.get("DESCRIPTION", ""), consts.get("SLIDE", ""), path, starts,
         tuple(str(v) for v in consts.get("EDITIONS", ())), consts["POSITION"], tolerance,
         bool(consts.get("DATA_VARIABLES")), consts.get("DATA_CHECK"),
         bool(consts.get("IN_ALL", True)),
     )
+
+
+def _tolerance(path: Path, tolerance) -> str | dict:
+    """A TOLERANCE declaration's shape: a tolerance name, or a dict from --start mode (an alias
+    such as "tensorflow" is read as the mode it names) or "default" to one."""
+    from kclf.editions import ALIASES, STARTS, start_names
+
+    if isinstance(tolerance, str):
+        return tolerance
+    if not (isinstance(tolerance, dict) and tolerance
+            and all(isinstance(v, str) for v in tolerance.values())):
+        raise KclfError(f"{path}: TOLERANCE {tolerance!r}; expected a tolerance name or a dict "
+                        "from --start mode to one")
+    unknown = [k for k in tolerance if k != "default" and ALIASES.get(k, k) not in STARTS]
+    if unknown:
+        raise KclfError(f"{path}: TOLERANCE has an entry for {unknown[0]!r}, which is no --start "
+                        f"mode; expected keys among {', '.join(start_names())}, default")
+    return {ALIASES.get(k, k): v for k, v in tolerance.items()}
+
+
+def script_tolerance(path: Path) -> str | dict | None:
+    """A user's script's own TOLERANCE declaration, read as an experiment's is (None when it
+    declares none): kclf compare judges the script by it, whatever the script is named."""
+    from kclf.errors import UsageError
+
+    try:
+        consts = _constants(path)
+    except SyntaxError as exc:
+        raise UsageError(f"script {path}: not valid Python (line {exc.lineno}: {exc.msg}); "
+                         "expected a script kclf compare can run") from None
+    except OSError as exc:
+        raise UsageError(f"script {path}: cannot be read ({exc.strerror}); expected a readable "
+                         "Python file") from None
+    return _tolerance(path, consts["TOLERANCE"]) if "TOLERANCE" in consts else None
 
 
 def discover() -> dict[str, ExperimentInfo]:

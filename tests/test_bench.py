@@ -7,6 +7,7 @@ These tests do not import keras; the quick bench runs its workers in subprocesse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,3 +170,43 @@ def test_whole_fits_second_fits_and_demos_come_first_with_their_targets():
     assert table[5].startswith("| jax | second fit, new trace, 300 steps |") and "✓" in table[5]
     demo = next(line for line in table if line.startswith("| jax | iris |"))
     assert "| 16.0 | 15.0 | +1.0 |" in demo
+
+
+# -- issue 17: arguments are checked before any work --------------------------------------------
+@pytest.mark.parametrize("option, value, wanted", [
+    ("--repeats", "abc", "an integer >= 1"),
+    ("--repeats", "0", "an integer >= 1"),
+    ("--steps", "2.5", "an integer >= 1"),
+    ("--min-seconds", "nan", "a number >= 0"),
+    ("--min-seconds", "inf", "a number >= 0"),
+    ("--min-seconds", "-1", "a number >= 0"),
+    ("--memory-steps", "-5", "an integer >= 0"),
+])
+def test_a_bad_number_is_one_line_before_any_work(kclf_cmd, tmp_path, option, value, wanted):  # item 20
+    out = subprocess.run([*kclf_cmd, "bench", option, value, "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr == (f"kclf: error: argument {option}: got {value!r}; expected {wanted} "
+                          "(see kclf --help)\n")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_bad_out_or_trace_from_is_one_line_before_any_worker(kclf_cmd, tmp_path):  # item 20
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine\n")
+    out = subprocess.run([*kclf_cmd, "bench", "--quick", "--out", str(a_file)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr == (f"kclf: error: --out {a_file} is a file, not a folder; expected a folder to "
+                          "write into\n")
+    assert a_file.read_text() == "mine\n"
+
+    no_trace = tmp_path / "callbacks.py"
+    no_trace.write_text("class Trace:\n    pass\n")
+    for path, problem in ((tmp_path / "absent.py", "cannot be read (No such file or directory)"),
+                          (no_trace, "defines no TrainingTrace")):
+        out = subprocess.run([*kclf_cmd, "bench", "--quick", "--trace-from", str(path),
+                              "--out", str(tmp_path / "o")], capture_output=True, text=True)
+        assert out.returncode == 2 and out.stderr.startswith(f"kclf: error: --trace-from {path}: {problem}")
+        assert out.stderr.count("\n") == 1 and "bench[" not in out.stderr
+    bench._check_trace_from(Path(bench.__file__).parent / "callbacks.py")  # kclf's own passes

@@ -23,6 +23,7 @@ from kclf.compare import (
     diffs,
     runs,
 )
+from kclf.errors import KclfError
 
 FAKE_SCRIPT = """
     import csv, json, os, sys, time
@@ -199,24 +200,26 @@ def test_compare_agrees_and_writes_the_report(fake_script, tmp_path, capsys):
 
 
 def test_compare_reports_where_a_backend_parts(fake_script, tmp_path, monkeypatch):
-    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"torch": "differ@5"}, monkeypatch=monkeypatch)
+    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"tensorflow": "differ@5"},
+                                  monkeypatch=monkeypatch)
     assert code == 1 and data["complete"] and exp["verdict"] == "differ"
+    assert data["reference"] == "torch"  # the 2026 edition's backend
     assert exp["pairs"]["jax"]["verdict"] == "agree"
-    assert exp["pairs"]["torch"]["traces"]["first"]["step"] == 5
-    assert "torch vs tensorflow: trace 'main' step 5" in exp["where"]
+    assert exp["pairs"]["tensorflow"]["traces"]["first"]["step"] == 5
+    assert "tensorflow vs torch: trace 'main' step 5" in exp["where"]
 
 
 def test_a_missing_backend_is_skipped_unless_named(fake_script, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("kclf.backend.is_installed", lambda name: name != "torch")
+    monkeypatch.setattr("kclf.backend.is_installed", lambda name: name != "tensorflow")
     code, data, exp = run_compare(fake_script, tmp_path / "r")
-    assert code == 0 and data["backends"] == ["tensorflow", "jax"]  # the lecture's backend leads
-    assert data["skipped_backends"]["torch"] == "not installed (pip install 'kclf[torch]')"
+    assert code == 0 and data["backends"] == ["torch", "jax"]  # the edition's backend leads
+    assert data["skipped_backends"]["tensorflow"] == "not installed (pip install 'kclf[tensorflow]')"
     overview = (tmp_path / "r" / "comparison.md").read_text().split("## Overview")[1]
-    assert "| tensorflow | jax | torch |" in overview
-    assert "| not installed (pip install 'kclf[torch]') |" in overview
+    assert "| torch | jax | tensorflow |" in overview
+    assert "| not installed (pip install 'kclf[tensorflow]') |" in overview
 
-    code = cli.main(["compare", str(fake_script), "--backends", "jax,torch", "--out", str(tmp_path / "s")])
-    assert code == 1 and "'torch' is not installed" in capsys.readouterr().err
+    code = cli.main(["compare", str(fake_script), "--backends", "jax,tensorflow", "--out", str(tmp_path / "s")])
+    assert code == 1 and "'tensorflow' is not installed" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
 
 
@@ -226,7 +229,7 @@ def test_a_crashed_run_is_failed_with_its_stderr_and_the_others_reported(fake_sc
     run = exp["runs"]["tensorflow"]
     assert run["status"] == "failed" and run["returncode"] == 1
     assert run["stderr_tail"][-1].startswith("ValueError: weights kernel")
-    assert exp["pairs"]["torch"]["verdict"] == "agree"  # the others are still compared
+    assert exp["pairs"]["jax"]["verdict"] == "agree"  # the others are still compared
     text = (tmp_path / "r" / "comparison.md").read_text()
     assert "INCOMPLETE" in text and "loading the data" in text
     assert "class='banner'>INCOMPLETE" in (tmp_path / "r" / "report.html").read_text()
@@ -234,11 +237,11 @@ def test_a_crashed_run_is_failed_with_its_stderr_and_the_others_reported(fake_sc
 
 def test_a_run_past_the_timeout_is_stopped_and_failed(fake_script, tmp_path, monkeypatch):
     code, data, exp = run_compare(fake_script, tmp_path / "r", "--timeout", "2", "--jobs", "3",
-                                  plan={"torch": "hang"}, monkeypatch=monkeypatch)
+                                  plan={"jax": "hang"}, monkeypatch=monkeypatch)
     assert code == 1 and exp["verdict"] == "failed"
-    assert exp["runs"]["torch"]["status"] == "timeout"
-    assert exp["runs"]["torch"]["timing"]["total_s"] < 10
-    assert exp["pairs"]["jax"]["verdict"] == "agree"
+    assert exp["runs"]["jax"]["status"] == "timeout"
+    assert exp["runs"]["jax"]["timing"]["total_s"] < 10
+    assert exp["pairs"]["tensorflow"]["verdict"] == "agree"
 
 
 def test_an_interrupted_compare_writes_a_report_marked_incomplete(fake_script, tmp_path, monkeypatch):
@@ -254,7 +257,8 @@ def test_an_interrupted_compare_writes_a_report_marked_incomplete(fake_script, t
     code, data, exp = run_compare(fake_script, tmp_path / "r")
     assert code == 130 and data["interrupted"] and not data["complete"]
     assert exp["verdict"] == "incomplete"
-    assert exp["runs"]["torch"]["status"] == "not run"
+    assert exp["runs"]["torch"]["status"] == "ok"  # the reference ran first
+    assert exp["runs"]["tensorflow"]["status"] == "not run"
     assert "INCOMPLETE" in (tmp_path / "r" / "comparison.md").read_text()
 
 
@@ -306,11 +310,11 @@ def test_a_run_on_another_backend_than_asked_fails(fake_script, tmp_path, monkey
 
 @pytest.mark.parametrize("a, b", [("inf", "-inf"), ("nan", "inf"), ("-inf", "nan")])
 def test_infinities_and_nan_stay_distinct(fake_script, tmp_path, monkeypatch, a, b):  # failure 3
-    plan = {"tensorflow": f"result={a}", "jax": f"result={a}", "torch": f"result={b}"}
+    plan = {"torch": f"result={a}", "jax": f"result={a}", "tensorflow": f"result={b}"}
     code, data, exp = run_compare(fake_script, tmp_path / "r", plan=plan, monkeypatch=monkeypatch)
     assert code == 1 and exp["verdict"] == "differ"
     assert exp["pairs"]["jax"]["verdict"] == "agree"  # the same non-finite value agrees
-    assert "result final" in exp["pairs"]["torch"]["where"]
+    assert "result final" in exp["pairs"]["tensorflow"]["where"]
 
 
 def test_compare_results_reads_the_json_rule():  # failure 3
@@ -342,12 +346,12 @@ def test_reuse_of_names_not_in_the_folder_keeps_the_report(fake_script, tmp_path
 
 
 def test_a_truncated_trace_fails_its_run_naming_the_file(fake_script, tmp_path, monkeypatch):  # failure 11
-    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"torch": "truncate"}, monkeypatch=monkeypatch)
+    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"jax": "truncate"}, monkeypatch=monkeypatch)
     assert code == 1 and exp["verdict"] == "failed"
-    error = exp["runs"]["torch"]["error"]
-    assert error.startswith(str(tmp_path / "r" / "runs" / "my_script" / "torch" / "trace.csv"))
+    error = exp["runs"]["jax"]["error"]
+    assert error.startswith(str(tmp_path / "r" / "runs" / "my_script" / "jax" / "trace.csv"))
     assert "not a readable trace" in error
-    assert exp["pairs"]["jax"]["verdict"] == "agree"
+    assert exp["pairs"]["tensorflow"]["verdict"] == "agree"
 
 
 def exit_code(argv: list[str]) -> int:
@@ -370,7 +374,7 @@ def test_data_for_an_experiment_that_reads_none_is_a_usage_error(tmp_path, capsy
     data = tmp_path / "x.csv"
     data.write_text("a\n1\n")
     assert cli.main(["compare", "sgd", "--data", str(data), "--out", str(tmp_path / "o")]) == 2
-    assert "sgd reads no data file; expected an experiment that does (stroke)" in capsys.readouterr().err
+    assert "sgd reads no data file; expected an experiment that does (lecture, stroke)" in capsys.readouterr().err
     assert cli.main(["compare", "stroke", "--data", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()
 
@@ -393,8 +397,8 @@ def test_runs_start_longest_first_and_progress_shows_the_time_left(fake_script, 
 def test_every_experiment_declares_a_known_tolerance_under_every_start():
     from kclf import registry
 
-    for name in registry.discover():
-        for start in compare.START_MODES:
+    for name, info in registry.discover().items():
+        for start in info.starts or compare.START_MODES:  # the lecture offers no numpy start
             assert isinstance(compare.tolerance_for(name, start=start), Tolerance)
 
 
@@ -405,7 +409,7 @@ def test_a_missing_declaration_is_an_error(tmp_path, monkeypatch, capsys):
     assert "mine.py: no TOLERANCE next to NAME" in capsys.readouterr().err
     (tmp_path / "mine.py").write_text('NAME = "mine"\nPOSITION = 1\nTOLERANCE = "loose"\n')
     assert cli.main(["compare", "mine", "--out", str(tmp_path / "o")]) == 1
-    assert "TOLERANCE 'loose' under --start tensorflow: expected one of deterministic" in capsys.readouterr().err
+    assert "TOLERANCE 'loose' under --start torch-2026: expected one of deterministic" in capsys.readouterr().err
 
 
 # -- one process per backend for the short experiments --------------------------------------------
@@ -493,3 +497,460 @@ def test_data_parallel_agrees_on_4_devices_and_torch_is_skipped_in_one_line(tmp_
         assert results["devices"] == 4
         for label in ("iris classifier", "logistic regression"):
             assert results[label]["agree"] is True and results[label]["steps_on_n_devices"] == 21, backend
+
+
+# -- issue 17: reliability --------------------------------------------------------------------------
+def test_a_differ_line_gives_the_values_in_the_order_it_names_the_backends(fake_script, tmp_path,
+                                                                             monkeypatch):  # item 19
+    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"tensorflow": "differ@5"},
+                                  monkeypatch=monkeypatch)
+    runs_dir = tmp_path / "r" / "runs" / "my_script"
+    step5 = {b: pd.read_csv(runs_dir / b / "trace.csv").query("step == 5 and variable == 'dense/kernel'")
+             ["weight_after"].item() for b in ("tensorflow", "torch")}
+    final = {b: json.loads((runs_dir / b / "summary.json").read_text())["results"]["final_w"][0]
+             for b in ("tensorflow", "torch")}
+    assert step5["tensorflow"] != step5["torch"] and final["tensorflow"] != final["torch"]
+    where = exp["pairs"]["tensorflow"]["where"]
+    assert f"weight_after {step5['tensorflow']:.7g} vs {step5['torch']:.7g}" in where
+    assert f"result final_w/0: {final['tensorflow']!r} vs {final['torch']!r}" in where
+    assert exp["where"].startswith("tensorflow vs torch: ")
+
+
+EXITS_3 = """
+    import sys
+    print("loss went NaN at step 4, giving up", file=sys.stderr)
+    sys.exit(3)
+"""
+DIVERGES = '''NAME = "diverges"
+POSITION = 1
+TOLERANCE = "deterministic"
+
+
+class Trace:
+    """What kclf.runner reads from a TrainingTrace whose loss became inf at step 2."""
+
+    steps_recorded, diverged_at, interrupted = 2, 2, False
+
+    def timing(self):
+        return {}
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame({"step": [1, 2], "epoch": [0, 0], "batch": [0, 1], "variable": ["w"] * 2,
+                             "index": ["0"] * 2, "weight_before": [1.0, 0.5], "gradient": [5.0, 1e9],
+                             "weight_after": [0.5, -1e8], "loss": [2.0, float("inf")],
+                             "learning_rate": [0.1, 0.1]})
+
+
+def run(ctx):
+    ctx.attach(Trace())
+    return {"steps": 2}
+'''
+
+
+def test_a_script_that_exits_3_failed_with_its_stderr(tmp_path, monkeypatch):  # item 18
+    script = tmp_path / "exits_3.py"
+    script.write_text(textwrap.dedent(EXITS_3))
+    monkeypatch.setattr("kclf.backend.is_installed", lambda name: True)
+    out = tmp_path / "r"
+    assert cli.main(["compare", str(script), "--backends", "jax,torch", "--out", str(out)]) == 1
+    exp = json.loads((out / "comparison.json").read_text())["experiments"]["exits_3"]
+    assert exp["verdict"] == "failed"
+    for run in exp["runs"].values():
+        assert (run["status"], run["returncode"]) == ("failed", 3)
+        assert run["error"] == "exit 3: loss went NaN at step 4, giving up"
+        assert run["stderr_tail"] == ["loss went NaN at step 4, giving up"]
+    assert "diverged" not in (out / "comparison.md").read_text()
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_a_kclf_run_that_diverged_is_diverged(tmp_path, monkeypatch, separate):  # item 18
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "diverges.py").write_text(DIVERGES)
+    (folder / "first.py").write_text(BATCHED["first.py"].replace("POSITION = 1", "POSITION = 2"))
+    monkeypatch.setenv("KCLF_EXPERIMENTS", str(folder))
+    out = tmp_path / "r"
+    argv = ["compare", "all", "--backends", "jax,torch", "--out", str(out)]
+    assert cli.main(argv + ["--separate"] * separate) == 1
+    exp = json.loads((out / "comparison.json").read_text())["experiments"]["diverges"]
+    assert exp["verdict"] == "failed"
+    for run in exp["runs"].values():
+        assert (run["status"], run["returncode"], run["batched"]) == ("diverged", 3, not separate)
+        assert run["error"].startswith("training run 'main' diverged at step 2")
+
+
+def test_a_script_named_like_an_experiment_or_another_script_is_refused(fake_script, tmp_path,
+                                                                        capsys):  # item 5
+    from kclf import registry
+
+    mine = tmp_path / "my" / "sgd.py"
+    mine.parent.mkdir()
+    mine.write_text(fake_script.read_text())
+    out = tmp_path / "r"
+    assert cli.main(["compare", "sgd", str(mine), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"script {mine}: named 'sgd' like the experiment 'sgd' ({registry.get('sgd').path})" in err
+    assert err.count("\n") == 1
+    other = tmp_path / "other" / "my_script.py"
+    other.parent.mkdir()
+    other.write_text(fake_script.read_text())
+    assert cli.main(["compare", str(fake_script), str(other), "--out", str(out)]) == 2
+    assert f"script {other}: named 'my_script' like the script {fake_script}" in capsys.readouterr().err
+    assert not out.exists()
+    # The same script twice is one target; an experiment's own file is that experiment.
+    assert runs.resolve_targets([str(fake_script), str(fake_script)]) == [
+        runs.Target("my_script", fake_script.resolve())]
+    assert runs.resolve_targets([str(registry.get("sgd").path), "sgd"]) == [runs.Target("sgd")]
+
+
+def test_a_script_is_judged_by_its_own_tolerance_whatever_its_name(fake_script, tmp_path,
+                                                                   monkeypatch):  # item 6
+    iris = tmp_path / "iris.py"
+    iris.write_text(fake_script.read_text())
+    monkeypatch.setenv("FAKE_PLAN", json.dumps({"jax": "differ@5"}))
+    assert cli.main(["compare", str(iris), "--out", str(tmp_path / "r")]) == 1
+    exp = json.loads((tmp_path / "r" / "comparison.json").read_text())["experiments"]["iris"]
+    assert exp["verdict"] == "differ" and exp["tolerance"]["why"] == DETERMINISTIC.why
+    assert exp["pairs"]["jax"]["results"]["judged"] == exp["pairs"]["jax"]["results"]["leaves"]
+
+    declares = tmp_path / "declares.py"
+    for declaration, start, expected in (('"iris"', "torch-2026", compare.IRIS),
+                                         ('{"numpy": "iris", "default": "own-draws"}', "numpy",
+                                          compare.IRIS),
+                                         ('{"numpy": "iris", "default": "own-draws"}', "lecture",
+                                          compare.OWN_DRAWS),
+                                         ('{"tensorflow": "lecture-start", "default": "iris"}',
+                                          "tensorflow-2025", compare.LECTURE_START)):
+        declares.write_text(f"TOLERANCE = {declaration}\n")
+        assert compare.tolerance_for("iris", start=start, script=declares) is expected, declaration
+    declares.write_text("TOLERANCE = 1e-3  # the script's own constant, not a declaration\n")
+    with pytest.raises(KclfError, match=f"^{declares}: TOLERANCE 0.001; expected a tolerance name"):
+        compare.tolerance_for("declares", script=declares)
+
+
+def test_a_declaration_without_the_start_says_so(tmp_path, monkeypatch, capsys):  # item 17
+    monkeypatch.setenv("KCLF_EXPERIMENTS", str(tmp_path))
+    mini = tmp_path / "mini.py"
+    mini.write_text('NAME = "mini"\nPOSITION = 1\nTOLERANCE = {"numpy": "deterministic"}\n')
+    assert cli.main(["compare", "mini", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err == ("kclf: error: experiment 'mini': TOLERANCE has no entry for --start torch-2026 "
+                   '(only for numpy); expected one for each start it is compared under, or a '
+                   '"default"\n')
+    assert cli.main(["compare", "mini", "--start", "tensorflow", "--out", str(tmp_path / "o")]) == 1
+    assert "no entry for --start tensorflow-2025 (only for numpy)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    # An alias is the mode it names; "default" covers the rest.
+    mini.write_text('NAME = "mini"\nPOSITION = 1\nTOLERANCE = {"tensorflow": "iris", "default": '
+                    '"deterministic"}\n')
+    assert compare.tolerance_for("mini", start="tensorflow-2025") is compare.IRIS
+    assert compare.tolerance_for("mini", start="torch-2026") is DETERMINISTIC
+    # Found when the experiments are read: a key that is no start, a start it offers left out.
+    mini.write_text('NAME = "mini"\nPOSITION = 1\nTOLERANCE = {"nmupy": "deterministic"}\n')
+    assert cli.main(["list"]) == 1
+    assert "TOLERANCE has an entry for 'nmupy', which is no --start mode" in capsys.readouterr().err
+    mini.write_text('NAME = "mini"\nPOSITION = 1\nSTART_MODES = ("numpy", "lecture")\n'
+                    'TOLERANCE = {"numpy": "deterministic"}\n')
+    assert cli.main(["list"]) == 1
+    assert "TOLERANCE has no entry for --start lecture, one of its START_MODES" in capsys.readouterr().err
+
+
+def test_a_start_or_edition_an_experiment_does_not_offer_is_a_usage_error(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert cli.main(["compare", "lecture", "--start", "numpy", "--out", str(out)]) == 2
+    assert ("--start numpy: experiment 'lecture' takes one of: lecture, torch-2026, tensorflow-2025"
+            in capsys.readouterr().err)
+    assert not out.exists()
+
+
+STARTS = '''NAME = "starts"
+POSITION = 1
+START_MODES = ("torch-2026", "numpy")
+TOLERANCE = {"numpy": "iris", "torch-2026": "lecture-start"}
+
+
+def run(ctx):
+    return {"final_loss": 0.5, "values": {"printed": 1.25}}
+'''
+
+
+def reused(out, *argv):
+    """cli.main's exit code and comparison.json's experiments after a compare into ``out``."""
+    code = cli.main(["compare", *argv, "--out", str(out)])
+    return code, json.loads((out / "comparison.json").read_text())
+
+
+def test_reuse_refuses_a_run_made_in_another_start_mode(tmp_path, monkeypatch):  # item 3
+    monkeypatch.setenv("KCLF_EXPERIMENTS", str(tmp_path / "experiments"))
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "starts.py").write_text(STARTS)
+    out = tmp_path / "r"
+    code, data = reused(out, "starts", "--start", "numpy", "--backends", "jax,torch")
+    assert code == 0 and data["experiments"]["starts"]["verdict"] == "agree"
+    summary = out / "runs" / "starts" / "jax" / "summary.json"
+    edited = json.loads(summary.read_text())
+    assert edited["settings"]["start"] == "numpy"
+    edited["results"]["final_loss"] = 0.9  # judged under numpy, not under torch-2026
+    summary.write_text(json.dumps(edited))
+
+    code, data = reused(out, "starts", "--reuse", "--backends", "jax,torch")  # --start torch-2026
+    exp = data["experiments"]["starts"]
+    assert code == 1 and not data["complete"] and exp["verdict"] == "incomplete"
+    for backend in ("jax", "torch"):
+        run = exp["runs"][backend]
+        assert run["status"] == "not run"
+        assert run["error"].startswith("--reuse: made with --start numpy, not torch-2026; expected a run")
+        assert run["made"]["start"] == "numpy"
+    assert "jax: not run (--reuse: made with --start numpy, not torch-2026" in exp["where"]
+    assert "INCOMPLETE" in (out / "comparison.md").read_text()
+
+    code, data = reused(out, "starts", "--reuse", "--start", "numpy", "--backends", "jax,torch")
+    assert code == 1 and data["experiments"]["starts"]["verdict"] == "differ"  # the edit, judged
+
+    # What the run says it ran with counts too: its summary.json against its outcome.
+    edited["settings"]["start"] = "torch-2026"
+    summary.write_text(json.dumps(edited))
+    code, data = reused(out, "starts", "--reuse", "--start", "numpy", "--backends", "jax,torch")
+    assert code == 1 and "--start torch-2026 (says its summary.json), not numpy" in (
+        data["experiments"]["starts"]["runs"]["jax"]["error"])
+
+
+def test_reuse_refuses_runs_made_with_other_data_devices_or_versions(fake_script, tmp_path,
+                                                                    monkeypatch):  # item 3
+    import kclf
+
+    first, same, other = (tmp_path / name for name in ("a.csv", "same.csv", "b.csv"))
+    first.write_text("x\n1\n")
+    same.write_text("x\n1\n")
+    other.write_text("x\n2\n")
+    out = tmp_path / "r"
+    argv = [str(fake_script), "--backends", "jax,tensorflow"]
+    assert reused(out, *argv, "--data", str(first), "--devices", "2")[0] == 0
+
+    code, data = reused(out, *argv, "--reuse", "--data", str(same), "--devices", "2")
+    assert code == 0  # the same rows under another name are the same data
+
+    code, data = reused(out, *argv, "--reuse", "--data", str(other))
+    error = data["experiments"]["my_script"]["runs"]["jax"]["error"]
+    assert code == 1 and error.startswith(f"--reuse: made with --devices 2, not 1; --data {first} "
+                                          "(sha256 ")
+    assert f", not {other} (sha256 " in error
+
+    monkeypatch.setattr(kclf, "__version__", "99.0")
+    monkeypatch.setattr("kclf.backend.package_version", lambda name: "0.0-other")
+    code, data = reused(out, *argv, "--reuse", "--data", str(first), "--devices", "2")
+    error = data["experiments"]["my_script"]["runs"]["tensorflow"]["error"]
+    assert code == 1 and error.startswith("--reuse: made with kclf 0.1.0, not 99.0; keras ")
+    assert ", not 0.0-other; tensorflow " in error
+
+
+def test_reuse_of_a_missing_or_unreadable_run_is_incomplete(fake_script, tmp_path):  # item 4
+    out = tmp_path / "r"
+    runs_dir = out / "runs" / "my_script"
+    argv = [str(fake_script), "--backends", "torch,jax,tensorflow"]
+    assert reused(out, *argv)[0] == 0
+
+    (runs_dir / "jax" / "summary.json").unlink()
+    import shutil
+
+    shutil.rmtree(runs_dir / "tensorflow")
+    code, data = reused(out, *argv, "--reuse")
+    exp = data["experiments"]["my_script"]
+    assert code == 1 and not data["complete"] and exp["verdict"] == "incomplete"
+    assert exp["runs"]["jax"]["status"] == exp["runs"]["tensorflow"]["status"] == "not run"
+    assert exp["runs"]["jax"]["error"].startswith(f"{runs_dir / 'jax' / 'summary.json'}: missing; "
+                                                  "expected the files the run wrote")
+    assert exp["runs"]["tensorflow"]["error"].startswith(f"{runs_dir / 'tensorflow' / 'summary.json'}: "
+                                                         "missing")
+    assert data["runs_ok"] == 1
+
+    assert reused(out, *argv)[0] == 0
+    (runs_dir / "jax" / "trace.csv").unlink()
+    (runs_dir / "tensorflow" / "summary.json").write_text('{"backend": "tenso')
+    (runs_dir / "tensorflow.outcome.json").unlink()
+    code, data = reused(out, *argv, "--reuse")
+    exp = data["experiments"]["my_script"]
+    assert code == 1 and exp["verdict"] == "incomplete"
+    assert exp["runs"]["jax"]["error"].startswith(
+        f"{runs_dir / 'jax' / 'trace.csv'}: missing (its summary.json lists traces)")
+    assert exp["runs"]["tensorflow"]["error"] == ("nothing to --reuse: no tensorflow.outcome.json "
+                                                  f"in {runs_dir}")
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("{garbage", "not JSON (Expecting property name enclosed in double quotes"),
+    ('["ok"]', "a JSON list, not an object"),
+    ("colour", "unknown field 'colour'"),
+    ("wall_s", "field 'wall_s' is 'fast'"),
+    ("backend", "the outcome of 'my_script' on jax, not of 'my_script' on torch"),
+])
+def test_reuse_names_an_unreadable_outcome(fake_script, tmp_path, text, problem):  # item 16
+    out = tmp_path / "r"
+    runs_dir = out / "runs" / "my_script"
+    argv = [str(fake_script), "--backends", "jax,torch"]
+    assert reused(out, *argv)[0] == 0
+    record = runs_dir / "torch.outcome.json"
+    fields = json.loads(record.read_text())
+    if text == "colour":
+        text = json.dumps({**fields, "colour": "blue"})
+    elif text == "wall_s":
+        text = json.dumps({**fields, "wall_s": "fast"})
+    elif text == "backend":
+        text = (runs_dir / "jax.outcome.json").read_text()
+    record.write_text(text)
+    code, data = reused(out, *argv, "--reuse")
+    exp = data["experiments"]["my_script"]
+    assert code == 1 and exp["verdict"] == "incomplete"
+    assert exp["runs"]["torch"]["error"].startswith(f"{record}: {problem}")
+    assert exp["runs"]["torch"]["error"].endswith("; expected the outcome an earlier kclf compare "
+                                                  "wrote (run it again without --reuse)")
+    assert "not run (not run" not in exp["where"]
+
+
+def test_reuse_refuses_an_outcome_that_recorded_no_settings(fake_script, tmp_path):  # item 3
+    out = tmp_path / "r"
+    argv = [str(fake_script), "--backends", "jax,torch"]
+    assert reused(out, *argv)[0] == 0
+    record = out / "runs" / "my_script" / "torch.outcome.json"
+    record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "made"}))
+    code, data = reused(out, *argv, "--reuse")
+    assert code == 1 and data["experiments"]["my_script"]["runs"]["torch"]["error"].startswith(
+        "--reuse: made with settings it did not record (an earlier kclf)")
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "timeout"])
+def test_a_stopped_run_leaves_no_unfinished_folder(tmp_path, monkeypatch, stop):  # item 22
+    from kclf.compare import schedule
+
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "hangs.py").write_text(BATCHED["hangs.py"])
+    monkeypatch.setenv("KCLF_EXPERIMENTS", str(folder))
+    out = tmp_path / "r"
+    seen, step = [], schedule._step
+
+    def step_until_staged(running, timeout):
+        run = running.folders[running.index]
+        if list(run.parent.glob(f".{run.name}.new-*")):  # kclf run made its fresh folder
+            seen.append(run.name)
+            if stop == "ctrl-c":
+                raise KeyboardInterrupt
+            timeout = 0.0
+        return step(running, timeout)
+
+    monkeypatch.setattr(schedule, "_step", step_until_staged)
+    code = cli.main(["compare", "hangs", "--separate", "--backends", "jax", "--timeout", "60",
+                     "--out", str(out)])
+    assert code == (130 if stop == "ctrl-c" else 1) and seen
+    assert [p.name for p in (out / "runs" / "hangs").iterdir() if p.name.startswith(".")] == []
+    status = json.loads((out / "runs" / "hangs" / "jax.outcome.json").read_text())["status"]
+    assert status == ("interrupted" if stop == "ctrl-c" else "timeout")
+
+
+def test_a_device_count_past_the_maximum_is_one_line(tmp_path, capsys, monkeypatch):  # item 14
+    from kclf import devices
+
+    huge = "100000000000000000000"
+    out = tmp_path / "o"
+    assert exit_code(["compare", "sgd", "--devices", huge, "--backends", "jax,tensorflow",
+                      "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"kclf: error: --devices {huge}: expected a positive number "
+                                       f"of devices, at most {devices.MAX_DEVICES}\n")
+    assert not out.exists()
+    with pytest.raises(KclfError, match=f"at most {devices.MAX_DEVICES}$"):
+        devices.environment(int(huge))
+    monkeypatch.setenv(devices.ENV, huge)
+    with pytest.raises(KclfError, match=f"^KCLF_DEVICES='{huge}' is not a device count"):
+        devices.requested()
+
+
+def test_devices_on_torch_alone_says_torch_has_no_data_parallelism(tmp_path, capsys):  # item 15
+    from kclf import devices
+
+    if devices.torch_has_data_parallel():
+        pytest.skip("this Keras gives torch DataParallel")
+    out = tmp_path / "o"
+    assert exit_code(["compare", "sgd", "--devices", "2", "--backends", "torch", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kclf: error: --devices 2: keras 3.") and err.count("\n") == 1
+    assert ("'s torch backend has no DataParallel (it comes with Keras 3.16) and no other backend is "
+            "named in --backends; expected jax or tensorflow for 2 devices (or --devices 1)") in err
+    assert not out.exists()
+
+
+HANGS_WITH_PID = '''NAME = "hangs"
+POSITION = 3
+TOLERANCE = "deterministic"
+import os, time
+
+
+def run(ctx):
+    with open(os.environ["HANG_PID_FILE"], "w") as fh:
+        fh.write(str(os.getpid()))
+    time.sleep(60)
+'''
+
+
+def test_a_killed_compare_stops_its_runs_and_writes_its_report(tmp_path):  # next to item 22
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "hangs.py").write_text(HANGS_WITH_PID)
+    pid_file, out = tmp_path / "pid", tmp_path / "r"
+    env = dict(os.environ, KCLF_EXPERIMENTS=str(folder), HANG_PID_FILE=str(pid_file))
+    proc = subprocess.Popen([sys.executable, "-m", "kclf", "compare", "hangs", "--backends", "jax",
+                             "--out", str(out)], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not pid_file.is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.2)  # the pid is written whole
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    with pytest.raises(ProcessLookupError):  # the run is stopped, not left running on its own
+        os.kill(int(pid_file.read_text()), 0)
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["interrupted"] and data["experiments"]["hangs"]["runs"]["jax"]["status"] == "interrupted"
+    assert [p.name for p in (out / "runs" / "hangs").iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("summary, problem", [
+    ("[1, 2]", "a JSON list, not an object"),
+    ('{"backend": "BACKEND", "status": "fine"}', "status 'fine', not one of ok, diverged"),
+    ('{"backend": "BACKEND", "results": [0.5]}', "field 'results' is a list, not an object"),
+    ('{"backend": "BACKEND", "traces": {"main": 3}}', "trace 'main' is not an object"),
+])
+def test_a_summary_kclf_cannot_read_fails_its_run_naming_the_file(tmp_path, monkeypatch, summary,
+                                                                  problem):  # next to item 16
+    script = tmp_path / "writes.py"
+    script.write_text("import os\nwith open(os.path.join(os.environ['KCLF_OUT'], 'summary.json'), 'w') "
+                      "as fh:\n    fh.write(os.environ['SUMMARY'].replace('BACKEND', "
+                      "os.environ['KERAS_BACKEND']) if os.environ['KERAS_BACKEND'] == 'torch' else "
+                      "'{\"backend\": \"%s\", \"results\": {}}' % os.environ['KERAS_BACKEND'])\n")
+    monkeypatch.setenv("SUMMARY", summary)
+    monkeypatch.setattr("kclf.backend.is_installed", lambda name: True)
+    code, data = reused(tmp_path / "r", str(script))
+    exp = data["experiments"]["writes"]
+    assert code == 1 and exp["verdict"] == "failed" and exp["pairs"]["tensorflow"]["verdict"] == "agree"
+    error = exp["runs"]["torch"]["error"]
+    assert error.startswith(f"{tmp_path / 'r' / 'runs' / 'writes' / 'torch' / 'summary.json'}: {problem}")
+
+
+def test_results_with_histories_of_another_shape_are_diffed_as_results():  # next to item 16
+    from kclf.compare import verdict
+
+    ref = {"histories": [0.5, 0.25], "values": {"a": 1}}
+    assert verdict.where_they_part(ref, ref, None, None, DETERMINISTIC)["histories"] == []
+    odd = {"histories": {"fit": {"loss": ["nan", 0.5], "note": ["x"]}}}
+    other = {"histories": {"fit": {"loss": [0.25, 0.5], "note": ["y"]}}}
+    part = verdict.where_they_part(odd, other, None, None, DETERMINISTIC)
+    assert part["histories"] == [{"fit": "fit", "metric": "loss", "epoch": 1,
+                                  "reference": pytest.approx(math.nan, nan_ok=True), "backend": 0.25}]
+    assert "history fit/loss from epoch 1 (0.25 vs nan)" in verdict.parting_text(part)

@@ -98,7 +98,7 @@ def test_where_they_part_names_the_step_epoch_and_early_stopping():
                                   "reference": 0.25, "backend": 0.2501}]
     text = compare.parting_text(part)
     assert "weights from fit 'fit' step 7 (epoch 3)" in text
-    assert "early stopping decides otherwise: es/epochs 68 vs 70" in text
+    assert "early stopping decides otherwise: es/epochs 70 vs 68" in text  # backend vs reference
     same = compare.where_they_part(ref, ref, {"quantities": {}}, frame, compare.LECTURE_START)
     assert compare.parting_text(same).startswith("never beyond tolerance; early stopping decides the same")
 

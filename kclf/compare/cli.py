@@ -79,16 +79,28 @@ def main(args) -> int:
         raise UsageError(f"--jobs {args.jobs}: expected at least 1")
     if not args.timeout > 0:
         raise UsageError(f"--timeout {args.timeout}: expected seconds > 0")
+    from kclf.devices import MAX_DEVICES, is_count
+
     devices = getattr(args, "devices", 1)
-    if not isinstance(devices, int) or devices < 1:
-        raise UsageError(f"--devices {devices!r}: expected a positive number of devices")
+    if not is_count(devices):
+        raise UsageError(f"--devices {devices!r}: expected a positive number of devices, at most "
+                         f"{MAX_DEVICES}")
     start, edition = resolve(getattr(args, "start", None), getattr(args, "edition", None),
                              default="replay")
-    settings = Settings(start.name, edition.name, getattr(args, "data", None))
+    settings = Settings(start.name, edition.name, getattr(args, "data", None), devices)
     targets = resolve_targets(args.names)
+    check_offered(targets, start.name, edition.name)
     backends, skipped = resolve_backends(args.backends, start.backend or edition.backend)
     if devices > 1:
+        installed = backends
         backends, skipped = _with_devices(devices, backends, skipped)
+        if installed and not backends:  # torch was the only one: say why, not "none installed"
+            from importlib.metadata import version
+
+            given = "named in --backends" if args.backends else "installed"
+            raise UsageError(f"--devices {devices}: keras {version('keras')}'s torch backend has no "
+                             f"DataParallel (it comes with Keras 3.16) and no other backend is {given}; "
+                             f"expected jax or tensorflow for {devices} devices (or --devices 1)")
     with _children_environment(devices):
         return _main(args, targets, backends, skipped, settings)
 
@@ -98,8 +110,8 @@ def _main(args, targets, backends, skipped, settings: Settings) -> int:
 
     if not backends:
         raise KclfError("no backend is installed; install one with make install")
-    tolerances = {t.name: tolerance_for(t.name, args.rtol, args.atol, start=settings.start)
-                  for t in targets}
+    tolerances = {t.name: tolerance_for(t.name, args.rtol, args.atol, start=settings.start,
+                                        script=t.script) for t in targets}
     out = Path(args.out)
     check_data(args.data, [t.name for t in targets if t.script is None], any(t.script for t in targets))
     usable_folder(out)
@@ -108,7 +120,7 @@ def _main(args, targets, backends, skipped, settings: Settings) -> int:
         for name, why in skipped.items():
             print(f"kclf compare: skipping {name}: {why}", file=sys.stderr)
         if args.reuse:
-            outcomes, interrupted = reuse(targets, backends, out), False
+            outcomes, interrupted = reuse(targets, backends, out, settings), False
         how = f"diffing the runs already in {out}/runs" if args.reuse else f"{args.jobs} at a time"
         print(f"kclf compare: {len(targets)} experiment(s) × {len(backends)} backend(s) = {total} runs, "
               f"{how}, reference {backends[0]} → {out}/", file=sys.stderr, flush=True)
@@ -156,6 +168,22 @@ def _with_devices(n: int, backends: list[str], skipped: dict) -> tuple[list[str]
         skipped = {**skipped, "torch": devices.TORCH_MESSAGE.format(version=version("keras"), n=n)}
         backends = [b for b in backends if b != "torch"]
     return backends, skipped
+
+
+def check_offered(targets, start: str, edition: str) -> None:
+    """Before anything runs: each experiment with --start modes (or editions) offers the
+    compare's, as ``kclf run`` would insist in every child."""
+    from kclf import registry
+
+    known = registry.discover()
+    for target in targets:
+        info = known.get(target.name) if target.script is None else None
+        if info and info.starts and start not in info.starts:
+            raise UsageError(f"--start {start}: experiment {info.name!r} takes one of: "
+                             f"{', '.join(info.starts)}")
+        if info and info.editions and edition not in info.editions:
+            raise UsageError(f"--edition {edition}: experiment {info.name!r} has "
+                             f"{', '.join(info.editions)}")
 
 
 def check_data(data: str | None, names: list[str], scripts: bool) -> None:

@@ -143,7 +143,8 @@ def _match_variables(ref, other) -> tuple[Any, list[str]]:
 def compare_traces(ref, other, tol: Tolerance) -> dict:
     """Align two trace frames on (run, step, variable, index) and diff weights, gradients, loss.
 
-    A row present on one side only is a difference at its step.
+    A row present on one side only is a difference at its step. The first difference's
+    "what" gives ``other``'s value, then ``ref``'s ("backend vs reference").
     """
     other, notes = _match_variables(ref, other)
     order = {label: i for i, label in enumerate(_labels(ref) + _labels(other))}
@@ -208,7 +209,8 @@ def _first(merged, bad: np.ndarray, tol: Tolerance, detail: bool = False) -> dic
             _, _, out = diffs(a, b, *tol.for_quantity(quantity))
             if bool(out):
                 first.update(quantity=quantity, column=col, a=float(a), b=float(b))
-                first["what"] = f"{col} {a:.7g} vs {b:.7g}"
+                # This backend's value first: the verdict names them "backend vs reference".
+                first["what"] = f"{col} {b:.7g} vs {a:.7g}"
                 return first
     first["what"] = "difference"
     return first

@@ -11,7 +11,11 @@ dies or a run in it passes the timeout, the runs it had not reached start again 
 from __future__ import annotations
 
 import json
+import math
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from kclf import procs
@@ -27,10 +31,11 @@ class Estimate:
         self.previous: dict[tuple[str, str], float] = {}
         for name, backend in keys:
             try:
-                wall = json.loads(beside(run_dir(out, name, backend), OUTCOME).read_text())["wall_s"]
-                self.previous[(name, backend)] = float(wall)
+                wall = float(json.loads(beside(run_dir(out, name, backend), OUTCOME).read_text())["wall_s"])
             except (OSError, ValueError, KeyError, TypeError):
-                pass
+                continue
+            if math.isfinite(wall) and wall >= 0:  # an edited outcome must not upset the order
+                self.previous[(name, backend)] = wall
         self.seen: dict[tuple[str, str], float] = {}
 
     def of(self, key: tuple[str, str]) -> float | None:
@@ -120,6 +125,26 @@ def _step(running, timeout: float):
     return finished, again, True
 
 
+@contextmanager
+def _stopped_as_by_ctrl_c():
+    """SIGTERM and SIGHUP (kill, a closed terminal) stop the compare as Ctrl-C does: the runs
+    are in sessions of their own, so a compare killed outright would leave them running,
+    still writing into OUT/runs/, and no report."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def execute(
     targets: list[Target], backends: list[str], out: Path, *, jobs: int = 1,
     timeout: float = runs.DEFAULT_TIMEOUT_S, progress=None, settings: runs.Settings | None = None,
@@ -146,25 +171,27 @@ def execute(
                      estimate.left(queue, active, jobs))
 
     try:
-        while queue or active:
-            while queue and len(active) < jobs:
-                running = _launch(queue.pop(0), by_name, out, settings)
-                active[id(running)] = running
-            for ident, running in list(active.items()):
-                finished, again, over = _step(running, timeout)
-                if over:
-                    active.pop(ident)
-                queue[:0] = again
-                for result in finished:
-                    done(result)
-            time.sleep(0.05)
+        with _stopped_as_by_ctrl_c():
+            while queue or active:
+                while queue and len(active) < jobs:
+                    running = _launch(queue.pop(0), by_name, out, settings)
+                    active[id(running)] = running
+                for ident, running in list(active.items()):
+                    finished, again, over = _step(running, timeout)
+                    if over:
+                        active.pop(ident)
+                    queue[:0] = again
+                    for result in finished:
+                        done(result)
+                time.sleep(0.05)
     except KeyboardInterrupt:
         for running in active.values():
             procs.stop(running.proc)
-            outcomes[running.key] = runs._finish(running, "interrupted", "interrupted (Ctrl-C) before it finished")
+            outcomes[running.key] = runs._finish(running, "interrupted", "Ctrl-C before it finished")
             queue.append(running.keys[running.index + 1:])
         for name, backend in (key for job in queue for key in job):
             outcomes[(name, backend)] = RunOutcome(
-                name, backend, str(run_dir(out, name, backend)), error="not run: compare was interrupted")
+                name, backend, str(run_dir(out, name, backend)),
+                error="the compare was interrupted before it started")
         return outcomes, True
     return outcomes, False

@@ -2,15 +2,17 @@
 
 Each experiment declares its tolerance next to its NAME (``TOLERANCE = "deterministic"``,
 or a dict from --start mode to a name for the demos); :data:`NAMED` holds the names. A
-declaration that is missing or names no tolerance is an error (kclf.registry).
+declaration that is missing or names no tolerance is an error (kclf.registry). A user's
+script may declare one the same way; without one it is judged DETERMINISTIC.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from fnmatch import fnmatch
+from pathlib import Path
 
-from kclf.editions import STARTS
+from kclf.editions import ALIASES, STARTS
 from kclf.errors import KclfError
 
 START_MODES = tuple(STARTS)  # how the demos start (kclf.editions)
@@ -167,20 +169,29 @@ NAMED: dict[str, Tolerance] = {
 }
 
 
-def declared(name: str, declaration, start: str) -> Tolerance:
-    """The tolerance an experiment's TOLERANCE declaration gives under ``start``."""
+def declared(subject: str, declaration, start: str) -> Tolerance:
+    """The tolerance a TOLERANCE declaration gives under ``start`` (an alias such as
+    "tensorflow" means the mode it names); ``subject`` names the declaring file in errors."""
+    start = ALIASES.get(start, start)
     if isinstance(declaration, dict):
-        declaration = declaration.get(start, declaration.get("default"))
+        entries = {ALIASES.get(k, k): v for k, v in declaration.items()}
+        if start not in entries and "default" not in entries:
+            raise KclfError(f"{subject}: TOLERANCE has no entry for --start {start} (only for "
+                            f"{', '.join(entries)}); expected one for each start it is compared "
+                            'under, or a "default"')
+        declaration = entries.get(start, entries.get("default"))
     if declaration not in NAMED:
-        raise KclfError(f"experiment {name!r}: TOLERANCE {declaration!r} under --start {start}: "
+        raise KclfError(f"{subject}: TOLERANCE {declaration!r} under --start {start}: "
                         f"expected one of {', '.join(NAMED)} (kclf.compare.tolerances.NAMED)")
     return NAMED[declaration]
 
 
 def _table(start: str) -> dict[str, Tolerance]:
+    """Every experiment's tolerance under ``start``, for those that run under it."""
     from kclf import registry
 
-    return {n: declared(n, info.tolerance, start) for n, info in registry.discover().items()}
+    return {n: declared(f"experiment {n!r}", info.tolerance, start)
+            for n, info in registry.discover().items() if not info.starts or start in info.starts}
 
 
 def __getattr__(attr: str):
@@ -194,13 +205,20 @@ def __getattr__(attr: str):
 
 
 def tolerance_for(name: str, rtol: float | None = None, atol: float | None = None, *,
-                  start: str = "numpy") -> Tolerance:
-    """The declared tolerance of experiment ``name`` (DETERMINISTIC for a user's script)
-    under the demos' ``start`` mode; --rtol/--atol override it."""
+                  start: str = "numpy", script: Path | None = None) -> Tolerance:
+    """The declared tolerance of experiment ``name`` under the demos' ``start`` mode; for a
+    user's ``script``, its own TOLERANCE declaration (DETERMINISTIC without one), never a
+    built-in experiment's of the same name. --rtol/--atol override it."""
     from kclf import registry
 
-    known = registry.discover()
-    tol = declared(name, known[name].tolerance, start) if name in known else DETERMINISTIC
+    if script is not None:
+        declaration = registry.script_tolerance(script)
+        subject = f"script {script}"
+    else:
+        info = registry.discover().get(name)
+        declaration = info.tolerance if info else None
+        subject = f"experiment {name!r}"
+    tol = declared(subject, declaration, start) if declaration is not None else DETERMINISTIC
     if rtol is None and atol is None:
         return tol
     rtol = tol.rtol if rtol is None else rtol

@@ -19,6 +19,7 @@ from kclf.compare.diff import (
 )
 from kclf.compare.runs import RunOutcome, Target
 from kclf.compare.tolerances import Tolerance
+from kclf.jsonio import is_number, number
 
 
 def run_timing(outcome: RunOutcome) -> dict:
@@ -59,20 +60,19 @@ def where_they_part(ref: dict, other: dict, traces: dict | None, ref_frame, tol:
             if len(rows):
                 where["epoch"] = int(rows["epoch"].iloc[0]) + 1
         part["steps"][quantity] = where
-    for fit, metrics in ((ref or {}).get("histories") or {}).items():
-        theirs = ((other or {}).get("histories") or {}).get(fit) or {}
+    for fit, metrics in _histories(ref).items():
+        theirs = _histories(other).get(fit)
         for metric, a in metrics.items():
-            b = theirs.get(metric)
+            b = (theirs or {}).get(metric)
             if b is None:
                 continue
             n = min(len(a), len(b))
             rtol, atol, _ = tol.for_path(f"histories/{fit}/{metric}")
-            _, _, bad = diffs([np.nan if v is None else v for v in a[:n]],
-                              [np.nan if v is None else v for v in b[:n]], rtol, atol)
+            _, _, bad = diffs([number(v) for v in a[:n]], [number(v) for v in b[:n]], rtol, atol)
             if bad.any():
                 epoch = int(np.argmax(bad))
                 part["histories"].append({"fit": fit, "metric": metric, "epoch": epoch + 1,
-                                          "reference": a[epoch], "backend": b[epoch]})
+                                          "reference": number(a[epoch]), "backend": number(b[epoch])})
     fa, fb = flatten((ref or {}).get("values") or {}), flatten((other or {}).get("values") or {})
     for path, a in fa.items():
         if path.rsplit("/", 1)[-1] in DECISIONS:
@@ -81,8 +81,20 @@ def where_they_part(ref: dict, other: dict, traces: dict | None, ref_frame, tol:
     return part
 
 
+def _histories(results) -> dict[str, dict[str, list]]:
+    """results["histories"] as {fit: {metric: [number per epoch]}}, the shape kclf's demos
+    write; a user's results may hold a "histories" of another shape, which is left out here."""
+    found = results.get("histories") if isinstance(results, dict) else None
+    if not isinstance(found, dict):
+        return {}
+    return {fit: {m: v for m, v in metrics.items()
+                  if isinstance(v, list) and all(is_number(x) for x in v)}
+            for fit, metrics in found.items() if isinstance(metrics, dict)}
+
+
 def parting_text(part: dict) -> str:
-    """One line: where the backend parted from the reference, or that it did not."""
+    """One line: where the backend parted from the reference, or that it did not; values
+    read "backend vs reference", as the line "Where BACKEND parts from REFERENCE" names them."""
     bits = []
     for quantity, w in part["steps"].items():
         epoch = f" (epoch {w['epoch']})" if "epoch" in w else ""
@@ -90,12 +102,12 @@ def parting_text(part: dict) -> str:
     if part["histories"]:
         h = min(part["histories"], key=lambda h: h["epoch"])
         bits.append(f"history {h['fit']}/{h['metric']} from epoch {h['epoch']} "
-                    f"({h['reference']:.7g} vs {h['backend']:.7g})")
+                    f"({h['backend']:.7g} vs {h['reference']:.7g})")
     decisions = part["early_stopping"]
     differing = [d for d in decisions if not d["same"]]
     if differing:
         bits.append("early stopping decides otherwise: " + ", ".join(
-            f"{d['path']} {d['reference']} vs {d['backend']}" for d in differing))
+            f"{d['path']} {d['backend']} vs {d['reference']}" for d in differing))
     elif decisions:
         bits.append("early stopping decides the same (" + ", ".join(
             f"{d['path']} {d['reference']}" for d in decisions) + ")")
@@ -119,7 +131,7 @@ def compare_pair(ref: RunOutcome, other: RunOutcome, tol: Tolerance, frames: dic
         pair["traces"] = compare_traces(fa, fb, tol)
     pair["traces_judged"] = tol.step_by_step
     ra, rb = ref.summary.get("results"), other.summary.get("results")
-    if (ra or {}).get("histories") or (pair["traces"] and not tol.step_by_step):
+    if _histories(ra) or (pair["traces"] and not tol.step_by_step):
         pair["parting"] = where_they_part(ra, rb, pair["traces"], fa, tol)
         pair["parting"]["text"] = parting_text(pair["parting"])
     where = []
@@ -134,7 +146,7 @@ def compare_pair(ref: RunOutcome, other: RunOutcome, tol: Tolerance, frames: dic
     failing = pair["results"]["failing"]
     if failing:
         leaf = failing[0]
-        what = leaf.get("note") or f"{leaf['a']!r} vs {leaf['b']!r}"
+        what = leaf.get("note") or f"{leaf['b']!r} vs {leaf['a']!r}"  # backend vs reference
         more = f" (+{len(failing) - 1} more)" if len(failing) > 1 else ""
         where.append(f"result {leaf['path']}: {what}{more}")
     pair["verdict"] = "differ" if where else "agree"
