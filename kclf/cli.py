@@ -16,11 +16,8 @@ import sys
 from pathlib import Path
 
 from kclf import __version__
-from kclf.editions import EDITIONS, STARTS, start_names
+from kclf.editions import EDITIONS, STARTS, STROKE_CSV_ENV, start_names
 from kclf.errors import KclfError, UsageError
-
-# Where the demos find the Kaggle stroke CSV when --data is not given (read once, here).
-STROKE_CSV_ENV = "KCLF_STROKE_CSV"
 
 # Subcommands implemented in their own modules: name -> (module, help).
 _PLUGINS = {
@@ -91,7 +88,7 @@ def _settings(info, args) -> tuple[dict, str | None]:
                          f"{', '.join(info.editions)}")
     data = args.data
     if data is None and info.reads_data:
-        data = os.environ.get(STROKE_CSV_ENV) or None
+        data = os.environ.get(STROKE_CSV_ENV) or None  # read once, here
     settings = {"start": start.name if info.starts else editions.RUN_DEFAULT_START,
                 "edition": edition.name, "data": data}
     return settings, (edition.backend if info.editions and info.starts else None)

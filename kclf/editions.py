@@ -69,6 +69,8 @@ STARTS: dict[str, Start] = {
 }
 ALIASES = {"tensorflow": "tensorflow-2025"}
 RUN_DEFAULT_START = "lecture"
+# Where the demos find the Kaggle stroke CSV when --data is not given (read by the commands).
+STROKE_CSV_ENV = "KCLF_STROKE_CSV"
 
 
 def start_names() -> tuple[str, ...]:

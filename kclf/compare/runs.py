@@ -95,7 +95,7 @@ def made_with(target: Target, backend: str, settings: Settings) -> dict:
     and the --start, --edition and --data that apply to it (the data by its content)."""
     from kclf import __version__, registry
     from kclf.backend import versions
-    from kclf.cli import STROKE_CSV_ENV
+    from kclf.editions import STROKE_CSV_ENV
 
     info = registry.discover().get(target.name) if target.script is None else None
     made = {"kclf": __version__, "script": str(target.script) if target.script else None,

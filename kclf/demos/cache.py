@@ -255,8 +255,7 @@ def _capture_main(argv: list[str]) -> int:
     demo, out = argv[0], Path(argv[1])
     data = Path(argv[2]) if len(argv) > 2 else None
     backend = select_backend(BACKEND_PACKAGE[edition])
-    from kclf.demos import start
-    from kclf.demos.run import cells
+    from kclf.demos import cells, start
     from kclf.runner import Run
 
     capture = start.Capture() if backend == "tensorflow" else start.TorchCapture()
@@ -285,8 +284,7 @@ def _generators_main(csv: Path) -> int:
     from kclf.backend import select_backend
 
     select_backend("torch")
-    from kclf.demos import start
-    from kclf.demos.run import cells
+    from kclf.demos import cells, start
     from kclf.runner import Run
 
     ctx = _quiet_run(Run("stroke", "torch", Path("."), json_mode=True, edition="2026"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kclf.demos import cache, published, start
+from kclf.demos import cache, cells, published, start
 from kclf.editions import EDITIONS, STARTS
 
 WHY_OTHER_BACKEND = (
@@ -42,17 +42,6 @@ ORDER_NOTE = (
     "the lecture's run had when the iris demo began ({fixture}); `kclf run lecture` runs both "
     "demos in order instead."
 )
-
-
-def cells(ctx, demo: str, starter, data_file: Path | None):
-    """The demo's cells for ``ctx.edition`` (the caller runs the edition's preamble first)."""
-    if demo == "iris":
-        from kclf.demos import iris
-
-        return iris.cells(ctx, starter, ctx.edition)
-    from kclf.demos import stroke
-
-    return stroke.cells(ctx, starter, data_file, ctx.edition)
 
 
 def starter_for(ctx, demo: str, data_file: Path | None):
