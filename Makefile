@@ -13,7 +13,8 @@ FLOOR_KERAS := $(shell sed -n 's/.*"keras>=\([0-9.]*\).*/\1/p' pyproject.toml)
 FLOOR_DIR   := .venv-floor-keras
 FLOOR_STAMP := $(FLOOR_DIR)/.keras-$(FLOOR_KERAS)
 
-.PHONY: install test test-fast lint experiments compare bench clean fixtures
+.PHONY: install test test-free test-jax test-tensorflow test-torch test-floor-free test-floor-jax \
+	lint experiments compare bench clean fixtures
 
 install: $(STAMP)
 
@@ -28,22 +29,30 @@ $(FLOOR_STAMP): pyproject.toml | install
 	$(PIP) install -q --no-deps --target $(FLOOR_DIR) keras==$(FLOOR_KERAS)
 	@touch $@
 
-# Backend-free tests once, then the backend tests once per backend, each in its own process;
-# then the backend-free and the JAX tests again with the oldest keras kclf declares (the
-# shipped TensorFlow captures are keyed by the keras version they were made with: not that one).
+# Backend-free tests once, the backend tests once per backend, each in its own process; then
+# the backend-free and the JAX tests again with the oldest keras kclf declares (the shipped
+# captures are keyed by the keras version they were made with: not that one). The passes run
+# TEST_JOBS at a time (each is one mostly single-threaded process), the longest first (torch:
+# the 2026 lecture's 706 stroke epochs); each pass's output is printed whole when it ends.
+TEST_JOBS ?= 2
+TEST_PASSES := test-torch test-tensorflow test-free test-jax test-floor-free test-floor-jax
+
 test: install $(FLOOR_STAMP)
-	@status=0; \
-	echo "== tests without a backend"; \
-	$(PY) -m pytest -q -m "not backend" || status=1; \
-	for b in $(BACKENDS); do \
-	  echo "== backend tests under KERAS_BACKEND=$$b"; \
-	  KERAS_BACKEND=$$b $(PY) -m pytest -q -m backend || status=1; \
-	done; \
-	echo "== keras $$(PYTHONPATH=$(FLOOR_DIR) $(PY) -c 'import keras; print(keras.__version__)') (the declared floor): tests without a backend, then JAX"; \
-	PYTHONPATH=$(FLOOR_DIR) $(PY) -m pytest -q -p no:cacheprovider -m "not backend" || status=1; \
-	PYTHONPATH=$(FLOOR_DIR) KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider -m backend || status=1; \
-	if [ $$status -ne 0 ]; then echo "make test: FAILED"; else echo "make test: all passed"; fi; \
-	exit $$status
+	@$(MAKE) --no-print-directory -k -j$(TEST_JOBS) -O $(TEST_PASSES) \
+	  && echo "make test: all passed" || { echo "make test: FAILED"; exit 1; }
+
+test-free:
+	@echo "== tests without a backend"
+	@$(PY) -m pytest -q -m "not backend"
+
+test-jax test-tensorflow test-torch: test-%:
+	@echo "== backend tests under KERAS_BACKEND=$*"
+	@KERAS_BACKEND=$* $(PY) -m pytest -q -m backend
+
+test-floor-free test-floor-jax: test-floor-%:
+	@echo "== keras $(FLOOR_KERAS) (the declared floor): $(if $(filter free,$*),tests without a backend,backend tests under KERAS_BACKEND=jax)"
+	@PYTHONPATH=$(FLOOR_DIR) $(if $(filter jax,$*),KERAS_BACKEND=jax) $(PY) -m pytest -q \
+	  -p no:cacheprovider -m "$(if $(filter free,$*),not backend,backend)"
 
 lint: install
 	$(VENV)/bin/ruff check kclf experiments tests

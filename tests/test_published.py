@@ -141,3 +141,52 @@ def test_shipped_captures_are_small_and_found_first(monkeypatch, tmp_path):
     fits, results = cache.load(iris)
     assert [f.label for f in fits][:2] == ["fit_5_epochs", "fit_5_epochs_accuracy"]
     assert results["values"]["early_stopping"]["epochs"] == 68
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "truncated", "empty", "missing an array",
+                                    "pickled"])
+def test_a_damaged_capture_is_named_never_unpickled_and_captured_again(damage, tmp_path,
+                                                                       monkeypatch):
+    import io
+    import json
+
+    monkeypatch.setenv("KCLF_CACHE", str(tmp_path / "cache"))
+    path = cache.cache_path("stroke", None, "2025")
+    path.parent.mkdir(parents=True)
+    good = io.BytesIO()
+    np.savez(good, meta=np.array(json.dumps({"fits": [{"label": "plain", "weights": 2,
+                                                        "batch_size": 32, "rows": 4}],
+                                              "results": {}})),
+             order0=np.zeros((1, 4), "int32"), w0_0=np.zeros(3))
+    data = {"random bytes": np.random.default_rng(0).bytes(500),
+            "truncated": good.getvalue()[:200], "empty": b"",
+            "missing an array": good.getvalue()}
+    if damage == "pickled":
+        pickled = io.BytesIO()
+        np.savez(pickled, meta=np.array([{"fits": []}], dtype=object))
+        data[damage] = pickled.getvalue()
+    path.write_bytes(data[damage])
+    with pytest.raises(cache.DamagedCapture) as err:
+        cache.load(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message and "damaged" in message
+    captured = []
+    monkeypatch.setattr(cache, "_capture", lambda *args: captured.append(args) or args[2])
+    assert cache.ensure("stroke", None, "2025") == path and len(captured) == 1  # made again
+
+
+@pytest.mark.parametrize("kind", ["a plain file", "not writable"])
+def test_an_unusable_cache_folder_is_one_line_naming_kclf_cache(kind, tmp_path, monkeypatch):
+    if kind == "a plain file":
+        target = tmp_path / "file"
+        target.write_text("not a folder")
+    else:  # a read-only folder is writable for root: /sys refuses everyone
+        target = "/sys/kclf-cache"
+    data = tmp_path / "my-stroke.csv"  # nothing is shipped for it
+    data.write_text("id,stroke\n")
+    monkeypatch.setenv("KCLF_CACHE", str(target))
+    with pytest.raises(KclfError) as err:
+        cache.ensure("stroke", data, "2026")
+    message = str(err.value)
+    assert message.startswith("KCLF_CACHE: cannot write captures into") and "\n" not in message
+    assert "expected a writable folder" in message
