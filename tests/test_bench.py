@@ -14,6 +14,8 @@ import pytest
 
 from kclf import bench, reference
 from kclf.backend import is_installed
+from kclf.bench import cli as bench_cli
+from kclf.bench import numpy_line, report, workers
 
 
 def test_importing_bench_does_not_import_keras():
@@ -24,8 +26,8 @@ def test_importing_bench_does_not_import_keras():
 
 @pytest.mark.parametrize("model", ["logistic", "iris"])
 def test_numpy_reference_takes_the_slides_sgd_step(model):
-    x, y = bench.make_data(model, 8)
-    net = bench.NumpySGD(model)
+    x, y = numpy_line.make_data(model, 8)
+    net = numpy_line.NumpySGD(model)
     params = [p.astype("float64") for p in net.params]
     if model == "logistic":
         expected = reference.binary_cross_entropy_gradients(x, y, *params)
@@ -35,15 +37,15 @@ def test_numpy_reference_takes_the_slides_sgd_step(model):
     net.step(x, y)
     for got, want in zip(net.grads, expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(net.theta, before - bench.LEARNING_RATE * net.grad, rtol=1e-6)
+    np.testing.assert_allclose(net.theta, before - numpy_line.LEARNING_RATE * net.grad, rtol=1e-6)
 
 
 @pytest.mark.parametrize("history", [False, True])
 def test_numpy_fit_cycles_through_the_batches(history):
-    x, y = bench.make_data("iris", 10)
-    net = bench.NumpySGD("iris")
+    x, y = numpy_line.make_data("iris", 10)
+    net = numpy_line.NumpySGD("iris")
     start = net.theta.copy()
-    assert bench.numpy_fit(net, x, y, 2, 7, history=history) > 0
+    assert numpy_line.numpy_fit(net, x, y, 2, 7, history=history) > 0
     assert not np.allclose(net.theta, start)
 
 
@@ -53,7 +55,7 @@ def _fake_case(model, spe, plain, traced, recorded=True):
         "traced": [{"steps_per_s": v, "startup_s": 0.3} for v in traced],
     }
     return {"model": model, "batch_size": 1, "steps_per_execution": spe, "jit_compile": True,
-            "every_step_recorded": recorded, "repeats": runs, **bench._paired(runs["plain"], runs["traced"])}
+            "every_step_recorded": recorded, "repeats": runs, **workers._paired(runs["plain"], runs["traced"])}
 
 
 def test_assemble_and_table_mark_each_target():
@@ -72,14 +74,14 @@ def test_assemble_and_table_mark_each_target():
     ]
     machine = {"cpu": "test cpu", "cores": 2, "cores_available": 2, "memory_gib": 1.0,
                "loadavg_start": [0.0, 0.0, 0.0]}
-    payload = bench.assemble(workers, memory, machine, {"repeats": 3})
+    payload = report.assemble(workers, memory, machine, {"repeats": 3})
     met = [c["meets_target"] for c in payload["timing"][0]["cases"]]
     assert met == [True, False, False]
     assert payload["all_targets_met"] is False
     assert payload["memory"][0]["raw_float32_mib"] == pytest.approx(1000 * 11 * 4 / 2**20)
     assert payload["memory"][0]["within_limit"] is True
 
-    table = bench.render_table(payload).splitlines()
+    table = report.render_table(payload).splitlines()
     assert table[0].startswith("| backend | model | batch | spe |") and "traced / plain" in table[0]
     rows = [line for line in table if line.startswith("| jax |") or line.startswith("| numpy |")]
     assert len(rows) == 5  # three cases, one reference line, one memory row
@@ -111,7 +113,7 @@ def test_quick_bench_writes_json_and_table(kclf_cmd, tmp_path):
     backends = [w["backend"] for w in payload["timing"]]
     assert backends == ["jax", "numpy"]
     jax_cases = payload["timing"][0]["cases"]
-    assert sorted(c["steps_per_execution"] for c in jax_cases) == [1, bench.SPE_MULTI]
+    assert sorted(c["steps_per_execution"] for c in jax_cases) == [1, workers.SPE_MULTI]
     for case in jax_cases:
         assert case["every_step_recorded"] is True
         assert len(case["repeats"]["plain"]) == len(case["repeats"]["traced"]) == 1
@@ -155,15 +157,15 @@ def test_whole_fits_second_fits_and_demos_come_first_with_their_targets():
     demos = [{"backend": "jax", "demo": "iris", "kclf_run_s": 16.0, "plain_cells_s": 15.0, "ok": True}]
     machine = {"cpu": "test cpu", "cores": 2, "cores_available": 2, "memory_gib": 1.0,
                "loadavg_start": [0.0, 0.0, 0.0]}
-    payload = bench.assemble([], [], machine, {}, fits, demos)
+    payload = report.assemble([], [], machine, {}, fits, demos)
 
     whole = payload["fits"][0]["whole_fit"]
-    assert [r["target"] for r in whole] == [None, bench.TARGET_FIT, bench.TARGET_FIT]
+    assert [r["target"] for r in whole] == [None, report.TARGET_FIT, report.TARGET_FIT]
     assert [r["meets_target"] for r in whole] == [None, True, False]  # 20 steps: compile-bound, no target
     assert payload["fits"][0]["second_fit"]["meets_target"] is True
     assert payload["all_targets_met"] is False
 
-    table = bench.render_table(payload).splitlines()
+    table = report.render_table(payload).splitlines()
     assert table[0].startswith("| backend | fit (compile included) |")
     assert "| jax | whole fit, fresh model, 3,000 steps | 1.00 | 1.06 | 0.940" in table[4]
     assert "✗" in table[4] and "| — |" in table[2]
@@ -209,4 +211,4 @@ def test_a_bad_out_or_trace_from_is_one_line_before_any_worker(kclf_cmd, tmp_pat
                               "--out", str(tmp_path / "o")], capture_output=True, text=True)
         assert out.returncode == 2 and out.stderr.startswith(f"kclf: error: --trace-from {path}: {problem}")
         assert out.stderr.count("\n") == 1 and "bench[" not in out.stderr
-    bench._check_trace_from(Path(bench.__file__).parent / "callbacks.py")  # kclf's own passes
+    bench_cli._check_trace_from(Path(bench.__file__).parent.parent / "callbacks.py")  # kclf's own passes

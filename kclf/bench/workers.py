@@ -17,8 +17,8 @@ import time
 import numpy as np
 
 from kclf.backend import select_backend, versions
-from kclf.bench_reference import LEARNING_RATE, MODELS, NumpySGD, make_data, numpy_fit
-from kclf.bench_report import REFERENCE
+from kclf.bench.numpy_line import LEARNING_RATE, MODELS, NumpySGD, make_data, numpy_fit
+from kclf.bench.report import REFERENCE
 
 BATCH_SIZES = (1, 32)
 SPE_MULTI = 8  # steps_per_execution for target 2 (JAX and TensorFlow; PyTorch rejects > 1)

@@ -34,27 +34,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from kclf import bench_dp, bench_fits, procs
+from kclf import procs
 from kclf.backend import BACKENDS, is_installed, validate_name
-from kclf.bench_reference import LEARNING_RATE, MODELS, NumpySGD, make_data, numpy_fit  # noqa: F401
-from kclf.bench_report import (  # noqa: F401
+from kclf.bench import data_parallel as dp
+from kclf.bench import fits as whole_fits
+from kclf.bench.numpy_line import LEARNING_RATE
+from kclf.bench.report import (
     MEMORY_OVERHEAD_MIB,
     REFERENCE,
-    TARGET_FIT,
-    TARGET_SPE1,
-    TARGET_SPE_MULTI,
     assemble,
     render_table,
 )
-from kclf.bench_workers import (  # noqa: F401
-    BATCH_SIZES,
-    SPE_MULTI,
+from kclf.bench.workers import (
     _log,
-    _paired,
-    _trace_class,
     run_memory_worker,
     run_worker,
-    summary,
 )
 from kclf.errors import KclfError, UsageError
 from kclf.fsio import usable_folder
@@ -216,10 +210,10 @@ def main(args) -> int:
     settings = _settings(args)
     if args.worker or args.memory_worker or args.fits_worker or getattr(args, "dp_worker", None):
         if getattr(args, "dp_worker", None):
-            result = bench_dp.run_dp_worker(settings["steps"], args.repeats, settings["min_seconds"], args.quick,
+            result = dp.run_dp_worker(settings["steps"], args.repeats, settings["min_seconds"], args.quick,
                                             args.trace_from)
         elif args.fits_worker:
-            result = bench_fits.run_fits_worker(validate_name(args.fits_worker), args.repeats, args.quick,
+            result = whole_fits.run_fits_worker(validate_name(args.fits_worker), args.repeats, args.quick,
                                                 args.trace_from)
         elif args.worker:
             result = run_worker(validate_name(args.worker) if args.worker != REFERENCE else REFERENCE,
@@ -256,10 +250,10 @@ def main(args) -> int:
         _log(backend, "whole fits and second fits (own process)")
         fits.append(_run_child(["--fits-worker", backend, *common], f"{backend}-fits", out))
     data_parallel = None
-    if bench_dp.BACKEND in backends:
-        _log(bench_dp.BACKEND, f"data parallel on {bench_dp.DEVICES} CPU devices (own process)")
-        data_parallel = bench_dp.run_child(common, out)
-    demos = bench_fits.run_demos(backends) if settings["demos"] else []
+    if dp.BACKEND in backends:
+        _log(dp.BACKEND, f"data parallel on {dp.DEVICES} CPU devices (own process)")
+        data_parallel = dp.run_child(common, out)
+    demos = whole_fits.run_demos(backends) if settings["demos"] else []
     memory = []
     if settings["memory_steps"] > 0:
         # Memory does not depend on speed, so these processes may share the CPUs; the plain
@@ -278,7 +272,7 @@ def main(args) -> int:
     payload = assemble(workers, memory, machine, settings, fits, demos)
     payload["data_parallel"] = data_parallel
     table = render_table(payload)
-    table = table + "\n".join(bench_dp.render(data_parallel)) + ("\n" if data_parallel else "")
+    table = table + "\n".join(dp.render(data_parallel)) + ("\n" if data_parallel else "")
     atomic_write(out / "bench.json", json.dumps(to_jsonable(payload), indent=2))
     atomic_write(out / "bench.md", table)
     print(table, end="")

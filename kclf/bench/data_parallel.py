@@ -2,7 +2,7 @@
 over 4 virtual CPU devices), and the trace's ring memory, counted once per device.
 
 The worker runs in a process of its own whose environment gives JAX the devices before it
-starts (kclf.devices.environment); the cases are the timing worker's (kclf.bench_workers),
+starts (kclf.devices.environment); the cases are the timing worker's (kclf.bench.workers),
 at batch 32 (8 rows a device), built, compiled and fit inside the distribution.
 """
 
@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from kclf import devices, procs
-from kclf.bench_reference import MODELS
+from kclf.bench.numpy_line import MODELS
 from kclf.errors import KclfError
 
 DEVICES = 4  # Keras's own CI: JAX_NUM_CPU_DEVICES=4
@@ -31,7 +31,7 @@ def ring_memory(model_name: str) -> dict:
     devices, and in all: each device holds a full copy (replicated, not sharded)."""
     import keras
 
-    from kclf.bench_reference import LEARNING_RATE, make_data
+    from kclf.bench.numpy_line import LEARNING_RATE, make_data
     from kclf.callbacks import TrainingTrace
     from kclf.models import compile_model, dense_classifier, logistic_regression
 
@@ -64,7 +64,7 @@ def run_dp_worker(steps: int, repeats: int, min_seconds: float, quick: bool, tra
 
     select_backend(BACKEND)
     devices.configure(DEVICES)
-    from kclf.bench_workers import _keras_case, _versions
+    from kclf.bench.workers import _keras_case, _versions
 
     results = []
     for case in cases(quick):

@@ -64,7 +64,7 @@ def run_fits_worker(backend: str, repeats: int, quick: bool, trace_from: str | N
     from kclf.backend import select_backend
 
     select_backend(backend)
-    from kclf.bench_workers import _trace_class
+    from kclf.bench.workers import _trace_class
 
     TrainingTrace = _trace_class(trace_from)
 
@@ -166,7 +166,7 @@ def run_demos(backends: list[str], demos=DEMOS) -> list[dict]:
                 kclf_s, kclf_rc = _wall([sys.executable, "-m", "kclf", "run", demo, "--backend", backend,
                                          "--out", os.path.join(tmp, demo)], env)
             plain_s, plain_rc = _wall([sys.executable, "-c",
-                                       f"from kclf.bench_fits import plain_cells; plain_cells({demo!r})"], env)
+                                       f"from kclf.bench.fits import plain_cells; plain_cells({demo!r})"], env)
             row = {"backend": backend, "demo": demo, "kclf_run_s": kclf_s, "plain_cells_s": plain_s,
                    "ok": kclf_rc == 0 and plain_rc == 0}
             rows.append(row)
