@@ -24,9 +24,6 @@ DATA_CHECK = "kclf.demo_data:load_stroke_csv"  # checks a --data file before any
 
 
 def run(ctx):
-    from kclf.demo_data import load_stroke_csv
     from kclf.demos.run import lecture
 
-    if ctx.data is not None:
-        load_stroke_csv(ctx.data)  # a bad file fails here, in one line, before any training
     return lecture(ctx, ctx.data)

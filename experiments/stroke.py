@@ -36,9 +36,6 @@ def run(ctx):
         from kclf.demos import stroke_numpy
 
         return {"start": "numpy", **stroke_numpy.run(ctx)}
-    from kclf.demo_data import load_stroke_csv
     from kclf.demos.run import run as run_demo
 
-    if ctx.data is not None:
-        load_stroke_csv(ctx.data)  # a bad file fails here, in one line, before any training
     return run_demo(ctx, "stroke", ctx.data)

@@ -52,18 +52,6 @@ def _cmd_info(args) -> int:
     return 0
 
 
-def _check_data(info, data: str | None) -> None:
-    """--data before anything runs: an experiment that reads one, a readable file that its
-    DATA_CHECK accepts."""
-    from kclf import registry
-    from kclf.compare.cli import check_data
-
-    if data is None:
-        return
-    check_data(data, [info.name], False)
-    registry.check_data(info, data)
-
-
 def _settings(info, args) -> tuple[dict, str | None]:
     """The run's settings from the command line (kclf.editions): start, edition and data;
     and the backend the run defaults to: the edition's for the demos (the experiments with
@@ -103,7 +91,7 @@ def _cmd_run(args) -> int:
     settings, edition_backend = _settings(info, args)
     if args.backend is not None:
         validate_name(args.backend)  # a bad name is a usage error before the data is read
-    _check_data(info, args.data)
+    registry.check_data(args.data, [info.name])  # a bad file fails before anything runs
     note = None
     if args.backend is None and edition_backend is not None:
         chosen = os.environ.get("KERAS_BACKEND")

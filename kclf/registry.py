@@ -173,16 +173,32 @@ def load(info: ExperimentInfo | str):
     return module
 
 
-def check_data(info: ExperimentInfo, path: str | Path) -> None:
-    """Run the experiment's DATA_CHECK on ``path`` (no keras import): a bad file fails here,
-    before anything trains, as a usage error naming the file."""
+def check_data(data: str | Path | None, names: list[str], scripts: bool = False) -> None:
+    """--data before anything runs (no keras import): among ``names`` (or the user's
+    ``scripts``) one that reads a data file, and a file each reader's DATA_CHECK accepts (a
+    readable file, for the scripts). A bad file is a usage error naming it."""
     from kclf.errors import UsageError
 
-    if not info.data_check:
+    if data is None:
         return
-    module_name, _, function = info.data_check.partition(":")
-    check = getattr(importlib.import_module(module_name), function)
+    known = discover()
+    readers = [known[n] for n in names if n in known and known[n].reads_data]
+    if not scripts and not readers:
+        every = ", ".join(n for n, info in known.items() if info.reads_data)
+        raise UsageError(f"--data {data}: {', '.join(names)} read{'s' * (len(names) == 1)} no data "
+                         f"file; expected an experiment that does ({every})")
+    checks = {info.data_check for info in readers if info.data_check}
+    for spec in sorted(checks):
+        module_name, _, function = spec.partition(":")
+        check = getattr(importlib.import_module(module_name), function)
+        try:
+            check(data)
+        except KclfError as exc:
+            raise UsageError(f"--data: {exc}") from None
+    if checks:
+        return
     try:
-        check(path)
-    except KclfError as exc:
-        raise UsageError(f"--data: {exc}") from None
+        Path(data).open("rb").close()
+    except OSError as exc:
+        raise UsageError(f"--data {data}: cannot be read ({exc.strerror}); expected a readable "
+                         "data file") from None

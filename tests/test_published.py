@@ -151,28 +151,30 @@ def test_a_damaged_capture_is_named_never_unpickled_and_captured_again(damage, t
     import json
 
     monkeypatch.setenv("KCLF_CACHE", str(tmp_path / "cache"))
-    path = cache.cache_path("stroke", None, "2025")
+    data = tmp_path / "my-stroke.csv"  # nothing is shipped for it
+    data.write_text("id,stroke\n")
+    path = cache.cache_path("stroke", data, "2025")
     path.parent.mkdir(parents=True)
     good = io.BytesIO()
     np.savez(good, meta=np.array(json.dumps({"fits": [{"label": "plain", "weights": 2,
                                                         "batch_size": 32, "rows": 4}],
                                               "results": {}})),
              order0=np.zeros((1, 4), "int32"), w0_0=np.zeros(3))
-    data = {"random bytes": np.random.default_rng(0).bytes(500),
-            "truncated": good.getvalue()[:200], "empty": b"",
-            "missing an array": good.getvalue()}
+    files = {"random bytes": np.random.default_rng(0).bytes(500),
+             "truncated": good.getvalue()[:200], "empty": b"",
+             "missing an array": good.getvalue()}
     if damage == "pickled":
         pickled = io.BytesIO()
         np.savez(pickled, meta=np.array([{"fits": []}], dtype=object))
-        data[damage] = pickled.getvalue()
-    path.write_bytes(data[damage])
+        files[damage] = pickled.getvalue()
+    path.write_bytes(files[damage])
     with pytest.raises(cache.DamagedCapture) as err:
         cache.load(path)
     message = str(err.value)
     assert "\n" not in message and str(path) in message and "damaged" in message
     captured = []
     monkeypatch.setattr(cache, "_capture", lambda *args: captured.append(args) or args[2])
-    assert cache.ensure("stroke", None, "2025") == path and len(captured) == 1  # made again
+    assert cache.ensure("stroke", data, "2025") == path and len(captured) == 1  # made again
 
 
 @pytest.mark.parametrize("kind", ["a plain file", "not writable"])

@@ -7,6 +7,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from kclf import registry
 from kclf.compare.runs import (
     DEFAULT_TIMEOUT_S,
     RunOutcome,
@@ -113,7 +114,8 @@ def _main(args, targets, backends, skipped, settings: Settings) -> int:
     tolerances = {t.name: tolerance_for(t.name, args.rtol, args.atol, start=settings.start,
                                         script=t.script) for t in targets}
     out = Path(args.out)
-    check_data(args.data, [t.name for t in targets if t.script is None], any(t.script for t in targets))
+    registry.check_data(args.data, [t.name for t in targets if t.script is None],
+                        any(t.script for t in targets))
     usable_folder(out)
     with FolderLock(out, "kclf compare"):
         total = len(targets) * len(backends)
@@ -184,28 +186,3 @@ def check_offered(targets, start: str, edition: str) -> None:
         if info and info.editions and edition not in info.editions:
             raise UsageError(f"--edition {edition}: experiment {info.name!r} has "
                              f"{', '.join(info.editions)}")
-
-
-def check_data(data: str | None, names: list[str], scripts: bool) -> None:
-    """--data before anything runs: an experiment among ``names`` (or a script) that reads
-    one, and a file its DATA_CHECK accepts (else one that can be read)."""
-    if data is None:
-        return
-    from kclf import registry
-
-    known = registry.discover()
-    readers = [known[n] for n in names if n in known and known[n].reads_data]
-    if not scripts and not readers:
-        every = ", ".join(n for n, info in known.items() if info.reads_data)
-        raise UsageError(f"--data {data}: {', '.join(names)} read{'s' * (len(names) == 1)} no data "
-                         f"file; expected an experiment that does ({every})")
-    for info in readers:
-        registry.check_data(info, data)
-    if any(info.data_check for info in readers):
-        return
-    path = Path(data)
-    try:
-        path.open("rb").close()
-    except OSError as exc:
-        raise UsageError(f"--data {data}: cannot be read ({exc.strerror}); expected a readable "
-                         "data file") from None

@@ -45,7 +45,12 @@ ORDER_NOTE = (
 
 
 def starter_for(ctx, demo: str, data_file: Path | None):
-    """(the starter for ctx.start, the capture file it replays or None)."""
+    """(the starter for ctx.start, the capture file it replays or None). A bad data file
+    fails here, in one line, before any capture or training (read once: kclf.demo_data)."""
+    if data_file is not None and demo == "stroke":
+        from kclf.demo_data import load_stroke_csv
+
+        load_stroke_csv(data_file)
     if ctx.start == "lecture":
         ctx.print(f"# start: the {ctx.edition} edition's own seeding on {ctx.backend} "
                   "(--start lecture)")
