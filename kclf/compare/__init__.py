@@ -13,7 +13,8 @@ usage error, 130 when interrupted (the partial report is written, marked INCOMPL
 This package does not import keras: the runs do, in their own processes.
 The parts: tolerances (when numbers agree, declared by each experiment), diff (numbers,
 results, traces), runs (one run's process and outcome), schedule (which runs when, in how
-many processes), batch (the child running several experiments), verdict, figures, cli.
+many processes), batch (the child running several experiments), verdict, figures, report
+(report.html, comparison.md and .json), cli.
 """
 
 from kclf.compare.cli import DEFAULT_OUT, add_arguments, main

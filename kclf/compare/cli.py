@@ -107,7 +107,7 @@ def main(args) -> int:
 
 
 def _main(args, targets, backends, skipped, settings: Settings) -> int:
-    from kclf import report
+    from kclf.compare import report
 
     if not backends:
         raise KclfError("no backend is installed; install one with make install")

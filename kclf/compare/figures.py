@@ -1,5 +1,5 @@
 """The comparison report's figures: loss and weights per step per backend, and the
-|difference| to the reference per step on a log scale (PNG bytes, for kclf.report)."""
+|difference| to the reference per step on a log scale (PNG bytes, for kclf.compare.report)."""
 
 from __future__ import annotations
 
