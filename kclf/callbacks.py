@@ -27,6 +27,7 @@ from kclf import trace_store
 from kclf._interrupt import CtrlC
 from kclf.backend import select_backend
 from kclf.errors import KclfError
+from kclf.trace_store import SelectorValueError
 
 select_backend()
 import keras  # noqa: E402
@@ -71,7 +72,7 @@ class TrainingTrace(keras.callbacks.Callback):
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"every must be a positive integer; received {every!r}")
         self.every = every
-        self.variable_filter = variables
+        self.variable_filter = trace_store.check_selector(variables)
         self.stop_on_divergence = stop_on_divergence
         self.verbose = verbose
         self.diverged_at: int | None = None
@@ -94,7 +95,11 @@ class TrainingTrace(keras.callbacks.Callback):
         if chosen is None:
             return list(variables)
         if callable(chosen):
-            return [v for v in variables if chosen(v)]
+            selected = [v for v in variables if chosen(v)]
+            if not selected:
+                raise SelectorValueError(f"variables: the callable chose none of {[v.path for v in variables]}; "
+                                         "expected it to return True for at least one")
+            return selected
         paths = trace_store.resolve(chosen, [v.path for v in variables])
         return [v for v in variables if v.path in paths]
 
