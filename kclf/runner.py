@@ -91,6 +91,8 @@ class Run:
     def attach(self, trace, label: str = "main", *, expect_divergence: bool = False) -> None:
         """Include ``trace`` in the outputs under ``label``; a divergence there is an error
         unless the experiment expects it (the learning-rate demo does)."""
+        if not is_trace(trace):
+            raise KclfError(f"attach: trace is {_described(trace)}; expected a kclf.callbacks.TrainingTrace")
         self.traces[label] = trace
         if expect_divergence:
             self.expected_divergence.add(label)
@@ -111,6 +113,17 @@ class Run:
             if trace.diverged_at is not None and label not in self.expected_divergence:
                 return label, trace.diverged_at
         return None
+
+
+def is_trace(value) -> bool:
+    """A TrainingTrace: there is none unless kclf.callbacks (and so Keras) was imported."""
+    callbacks = sys.modules.get("kclf.callbacks")
+    return callbacks is not None and isinstance(value, callbacks.TrainingTrace)
+
+
+def _described(value) -> str:
+    text = repr(value)
+    return f"{text if len(text) <= 60 else text[:57] + '...'} ({type(value).__name__})"
 
 
 def versions_for(backend: str) -> dict[str, str]:
@@ -232,6 +245,12 @@ def save(results: dict, trace=None, *, out: str | Path | None = None, name: str 
     ``out`` defaults to $KCLF_OUT (set by kclf compare) or results/<script name>/<backend>/.
     The folder is replaced whole, and only once everything could be written.
     """
+    if trace is not None and not is_trace(trace):
+        raise KclfError(f"save: trace is {_described(trace)}; expected a kclf.callbacks.TrainingTrace "
+                        "or None (no trace)")
+    if not isinstance(results, dict):
+        raise KclfError(f"save: results is {_described(results)}; expected a dict of results "
+                        "(name -> value)")
     import keras
 
     backend = keras.backend.backend()

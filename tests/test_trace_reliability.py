@@ -64,3 +64,18 @@ def test_a_callable_that_chooses_nothing_is_a_one_line_value_error():
         fit_with_trace(model, X, case.y, trace=TrainingTrace(variables=lambda v: False))
     assert isinstance(error.value, KclfError) and "dense/kernel" in assert_one_line(error)
     assert iterations(model) == 0
+
+
+# --- (21) kclf.runner.save's trace ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trace", ["not a trace", 42, [None]], ids=repr)
+def test_save_says_what_trace_must_be_and_writes_nothing(trace, tmp_path):
+    from kclf import runner
+    from kclf.errors import KclfError
+
+    with pytest.raises(KclfError) as error:
+        runner.save({"loss": 1.0}, trace, out=tmp_path / "mine", name="mine")
+    text = assert_one_line(error)
+    assert repr(trace) in text and "expected a kclf.callbacks.TrainingTrace" in text
+    assert list(tmp_path.iterdir()) == []
