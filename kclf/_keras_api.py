@@ -163,6 +163,42 @@ def jax_state(model):
     return None
 
 
+def sync_state(model) -> None:
+    """JAX: put the training state back into the model's variables (fit purges them during
+    an epoch and syncs at its end; a fit that stops in between must do it)."""
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+
+
+def fit_codes(model) -> set:
+    """The code objects of the model's fit methods (Keras's and any override): one of them is
+    on the stack while a fit of the model runs."""
+    import inspect
+
+    codes = set()
+    for cls in type(model).__mro__:
+        fit = cls.__dict__.get("fit")
+        code = getattr(inspect.unwrap(fit), "__code__", None) if fit is not None else None
+        if code is not None:
+            codes.add(code)
+    return codes
+
+
+def unbuilt_layers(model) -> list:
+    return [layer for layer in model._flatten_layers() if not layer.built]
+
+
+def build_layers(model) -> None:
+    """Build the layers of a model marked built whose layers are not (a subclassed model's
+    ``build(shape)`` without its own build method, on TensorFlow, where fit would build them
+    at the first step): run it on symbolic inputs of the shape it was built with, as fit does
+    on JAX and PyTorch before the callbacks start."""
+    config = model.get_build_config() or {}
+    if "input_shape" in config:
+        model._build_by_run_for_single_pos_arg(config["input_shape"])
+
+
 def patch_make_train_function(model, before) -> None:
     """Call ``before()`` first whenever fit starts: Keras asks for the train function at the
     start of every fit, traced or not, which tells a trace that its last fit raised."""

@@ -118,13 +118,11 @@ class TrainingTrace(keras.callbacks.Callback):
         super().set_model(model)
         if self.recording:
             self.end_fit(interrupted=True)  # the last fit raised
-        if not model.trainable_variables:  # TensorFlow builds an Input-less Sequential later
-            raise KclfError(f"model {model.name!r} has no weights yet (it is built at its first "
-                            "batch); TrainingTrace records them from the first step: give it "
-                            "keras.Input(shape) or call model.build(input_shape) before fit")
+        _check_weights(model)
+        variables = self._select(model.trainable_variables)
+        _check_dtypes(variables, model.trainable_variables)
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-        variables = self._select(model.trainable_variables)
         paths = [v.path for v in variables]
         if self._fits and paths != self.variable_paths:
             raise KclfError(f"this TrainingTrace recorded {self.variable_paths}; the model now has {paths}")
@@ -284,3 +282,38 @@ class TrainingTrace(keras.callbacks.Callback):
         spc = self._hooks.steps_per_call if self._hooks else 1
         rate = (steps - spc) / (last - first) if last > first and steps > spc else None
         return {"steps": steps, "first_step_s": first - start, "steps_per_s": rate, "total_s": last - start}
+
+
+def _check_weights(model) -> None:
+    """The model has trainable weights to record, or one line saying why not."""
+    if not model.trainable_variables and model.built and api.unbuilt_layers(model):
+        api.build_layers(model)  # TensorFlow: model.build(shape) left its layers unbuilt
+    if model.trainable_variables:
+        return
+    unbuilt = api.unbuilt_layers(model)
+    if not model.built:  # TensorFlow builds an Input-less Sequential at its first batch
+        raise KclfError(f"model {model.name!r} has no weights yet (it is built at its first "
+                        "batch); TrainingTrace records them from the first step: give it "
+                        "keras.Input(shape) or call model.build(input_shape) before fit")
+    if unbuilt:
+        raise KclfError(f"model {model.name!r} is marked built but its layers "
+                        f"{[layer.name for layer in unbuilt]} are not (model.build could not run it); "
+                        "TrainingTrace records the weights from the first step: call the model "
+                        "on a batch (model(x[:1])) before fit")
+    frozen = len(model.weights)
+    why = (f"its {frozen} weights are all non-trainable: frozen layers or trainable=False" if frozen
+           else "it has no weights at all")
+    raise KclfError(f"model {model.name!r} has no trainable weights ({why}), so the optimizer "
+                    "updates nothing; TrainingTrace records updates: expected a model with at "
+                    "least one trainable weight")
+
+
+def _check_dtypes(variables, every) -> None:
+    """Only float variables get gradients: an integer one would make Keras drop it."""
+    wrong = [v for v in variables if "float" not in str(v.dtype)]
+    if wrong:
+        floats = [v.path for v in every if "float" in str(v.dtype)]
+        expected = "them non-trainable (trainable=False)" + (f" or variables={floats}" if floats else "")
+        raise KclfError(f"trainable variables {[f'{v.path} ({v.dtype})' for v in wrong]} are not float, "
+                        "so they get no gradient and the optimizer never updates them; TrainingTrace "
+                        f"records float variables: expected {expected}")
