@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_callbacks import (
+    BATCH_SIZE,
     CASES,
     Y_REGRESSION,
     X,
     assert_matches_reference,
     assert_sgd_update,
+    assert_steps_chain,
     build,
     fit_with_trace,
     iterations,
@@ -41,6 +43,191 @@ def assert_untouched(model, initial, trace) -> None:
     for before, now in zip(initial, model.get_weights()):
         np.testing.assert_array_equal(now, before)
     assert trace.steps_recorded == 0
+
+
+# --- (1) a custom train_step written the way the Keras guides show ----------------------------
+
+
+def guide_model(style: str):
+    """A linear model whose train_step is the Keras guide's ("Customizing what happens in
+    fit()") for this backend: with its own loss ("own-loss", compiled without one), with
+    compute_loss ("compute-loss"; on JAX inside jax.value_and_grad, as the guide does),
+    with stateless_compute_loss (JAX), or computing the compiled loss twice ("two-losses")."""
+    import keras
+
+    backend = keras.backend.backend()
+
+    class Guide(keras.Model):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.loss_tracker = keras.metrics.Mean(name="loss")
+            self.loss_fn = keras.losses.MeanSquaredError()
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker] if style == "own-loss" else super().metrics
+
+        def guide_loss(self, x, y, y_pred):
+            if style == "own-loss":
+                return self.loss_fn(y, y_pred)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred)
+            return loss + 0.0 * self.compute_loss(x=x, y=y, y_pred=y_pred) if style == "two-losses" else loss
+
+        def guide_logs(self, loss, y, y_pred):
+            for metric in self.metrics:
+                if metric.name == "loss":
+                    metric.update_state(loss)
+                else:
+                    metric.update_state(y, y_pred)
+            return {m.name: m.result() for m in self.metrics}
+
+        if backend == "tensorflow":
+            def train_step(self, data):
+                import tensorflow as tf
+
+                x, y = data
+                with tf.GradientTape() as tape:
+                    y_pred = self(x, training=True)
+                    loss = self.guide_loss(x, y, y_pred)
+                gradients = tape.gradient(loss, self.trainable_variables)
+                self.optimizer.apply(gradients, self.trainable_variables)
+                return self.guide_logs(loss, y, y_pred)
+
+        elif backend == "torch":
+            def train_step(self, data):
+                import torch
+
+                x, y = data
+                self.zero_grad()
+                y_pred = self(x, training=True)
+                loss = self.guide_loss(x, y, y_pred)
+                loss.backward()
+                weights = list(self.trainable_weights)
+                with torch.no_grad():
+                    self.optimizer.apply([v.value.grad for v in weights], weights)
+                return self.guide_logs(loss, y, y_pred)
+
+        else:
+            def compute_loss_and_updates(self, trainable, non_trainable, metrics, x, y, training=False):
+                y_pred, non_trainable = self.stateless_call(trainable, non_trainable, x, training=training)
+                if style in ("stateless-compute-loss", "two-losses"):
+                    loss, (_, non_trainable, metrics) = self.stateless_compute_loss(
+                        trainable, non_trainable, metrics, x=x, y=y, y_pred=y_pred)
+                    if style == "two-losses":
+                        again, (_, non_trainable, metrics) = self.stateless_compute_loss(
+                            trainable, non_trainable, metrics, x=x, y=y, y_pred=y_pred)
+                        loss = loss + 0.0 * again
+                else:
+                    loss = self.guide_loss(x, y, y_pred)
+                return loss, (y_pred, non_trainable, metrics)
+
+            def train_step(self, state, data):
+                import jax
+
+                trainable, non_trainable, optimizer_variables, metrics = state
+                x, y = data
+                grad_fn = jax.value_and_grad(self.compute_loss_and_updates, has_aux=True)
+                (loss, (y_pred, non_trainable, metrics)), grads = grad_fn(
+                    trainable, non_trainable, metrics, x, y, training=True)
+                trainable, optimizer_variables = self.optimizer.stateless_apply(
+                    optimizer_variables, grads, trainable)
+                new_metrics, logs = [], {}
+                for metric in self.metrics:
+                    mine = metrics[len(new_metrics):len(new_metrics) + len(metric.variables)]
+                    if metric.name == "loss":
+                        mine = metric.stateless_update_state(mine, loss)
+                    else:
+                        mine = metric.stateless_update_state(mine, y, y_pred)
+                    logs[metric.name] = metric.stateless_result(mine)
+                    new_metrics += mine
+                return logs, (trainable, non_trainable, optimizer_variables, new_metrics)
+
+    inputs = keras.Input((3,))
+    outputs = keras.layers.Dense(1, name="dense", kernel_initializer=keras.initializers.GlorotUniform(1))(inputs)
+    model = Guide(inputs, outputs, name="guide")
+    model.compile(optimizer=sgd(), **({} if style == "own-loss" else {"loss": "mse", "metrics": ["mae"]}))
+    return model
+
+
+RECORDS = {("compute-loss", "tensorflow"), ("compute-loss", "torch"), ("stateless-compute-loss", "jax")}
+
+
+@pytest.mark.parametrize("style", ["own-loss", "compute-loss", "stateless-compute-loss", "two-losses"])
+def test_a_custom_train_step_records_its_real_loss_or_is_refused_before_it_trains(style, backend_name):
+    from kclf.callbacks import TrainingTrace
+    from kclf.errors import KclfError
+
+    if style == "stateless-compute-loss" and backend_name != "jax":
+        pytest.skip("stateless_compute_loss is the JAX guide's way")
+    model = guide_model(style)
+    initial = model.get_weights()
+    trace = TrainingTrace()
+
+    if (style, backend_name) in RECORDS:
+        fit_with_trace(model, X, Y_REGRESSION, trace=trace)
+        np.testing.assert_array_equal(trace.steps(), np.arange(1, 7))
+        assert np.all(trace.losses() > 0)
+        assert_steps_chain(trace, initial)
+        assert_sgd_update(trace.to_frame())
+        assert_matches_reference(trace, linear_mse, X, Y_REGRESSION)  # the real batch losses
+        return
+    with pytest.raises(KclfError) as error:
+        fit_with_trace(model, X, Y_REGRESSION, trace=trace)
+    text = assert_one_line(error)
+    assert "'guide'" in text and "compute_loss" in text and "expected" in text
+    if style == "two-losses":
+        assert "2 losses" in text
+    assert_untouched(model, initial, trace)
+    model.fit(X, Y_REGRESSION, batch_size=BATCH_SIZE, verbose=0)  # without the trace it trains
+    assert iterations(model) == 3
+
+
+# --- (2) what the step left in the weights: an EMA overwrite, a constraint -------------------------
+
+
+def test_weights_after_is_what_the_step_left_also_on_ema_overwrite_steps():
+    case = CASES["linear-mse"]
+    model = build(case, sgd(use_ema=True, ema_momentum=0.99, ema_overwrite_frequency=2))
+    initial = model.get_weights()
+
+    trace = fit_with_trace(model, X, case.y)
+
+    assert_steps_chain(trace, initial)  # each step starts from what the one before left
+    assert_matches_reference(trace, case.reference, X, case.y)
+    frame = trace.to_frame()
+    assert_sgd_update(frame.query("step % 2 == 1"))
+    # Steps 2, 4, 6 end on the moving average of the SGD results (Keras overwrites the
+    # weights with it every second step); the average starts at step 1's result.
+    for path in trace.variable_paths:
+        before, after = trace.weights_before(path).astype("float64"), trace.weights_after(path)
+        sgd_result = before - trace.learning_rates().reshape((-1,) + (1,) * (before.ndim - 1)) * trace.gradients(path)
+        average = sgd_result[0]
+        for i in range(1, len(before)):
+            average = 0.99 * average + 0.01 * sgd_result[i]
+            if (i + 1) % 2 == 0:
+                np.testing.assert_allclose(after[i], average, rtol=1e-5, atol=1e-7, err_msg=f"{path} step {i + 1}")
+                assert not np.allclose(after[i], sgd_result[i], rtol=1e-3, atol=0)
+
+
+def test_weights_after_includes_a_weight_constraint():
+    import keras
+
+    from kclf.models import compile_model
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(
+        1, name="dense", kernel_constraint=keras.constraints.NonNeg(),
+        kernel_initializer=keras.initializers.Constant(0.1))])
+    compile_model(model, "regression", optimizer=sgd(0.2))
+    initial = model.get_weights()
+
+    trace = fit_with_trace(model, X, Y_REGRESSION)
+
+    assert_steps_chain(trace, initial)
+    kernel = trace.weights_after("dense/kernel")
+    assert kernel.min() == 0.0  # the weight of the −2 feature is held at 0
+    unconstrained = trace.weights_before("dense/kernel") - 0.2 * trace.gradients("dense/kernel")
+    assert unconstrained.min() < 0
+    np.testing.assert_allclose(kernel, np.maximum(unconstrained, 0), rtol=1e-6, atol=1e-7)
 
 
 # --- (9) variables that get no gradient -------------------------------------------------------------
@@ -79,6 +266,28 @@ def test_a_trainable_int32_variable_is_named_in_one_line_before_training(backend
     text = assert_one_line(error)
     assert "counted/counter (int32)" in text and "variables=['sequential" in text and "trainable=False" in text
     assert_untouched(model, initial, trace)
+
+
+def test_a_float_variable_without_gradient_is_refused_in_one_line_or_recorded_as_applied(backend_name):
+    from kclf.callbacks import TrainingTrace
+    from kclf.errors import KclfError
+
+    model = counter_model("float32")
+    initial = model.get_weights()
+    trace = TrainingTrace()
+    if backend_name == "jax":  # JAX's gradient of an unused weight is 0, and the optimizer applies it
+        fit_with_trace(model, X, Y_REGRESSION, trace=trace)
+        np.testing.assert_array_equal(trace.gradients("counter"), 0.0)
+        assert_steps_chain(trace, initial)
+        return
+    with pytest.raises(KclfError) as error:
+        fit_with_trace(model, X, Y_REGRESSION, trace=trace)
+    text = assert_one_line(error)
+    assert "counted/counter']" in text and "no gradient" in text and "variables=[" in text
+    assert_untouched(model, initial, trace)
+    # What the line suggests works.
+    chosen = fit_with_trace(model, X, Y_REGRESSION, trace=TrainingTrace(variables=["counted/kernel"]))
+    assert chosen.steps_recorded == 6
 
 
 # --- (10) variables= takes strings (or a callable) --------------------------------------------------
