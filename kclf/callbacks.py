@@ -55,9 +55,14 @@ class TrainingTrace(keras.callbacks.Callback):
         verbose: print the divergence message on stderr.
 
     One trace may record several fits of its model: the steps go on counting and
-    ``to_frame()`` then has a ``fit`` column (0 for the first). Ctrl-C during a fit stops
-    like everywhere else, also inside a garbage-collection callback (where Python would drop
-    it), and the trace keeps what was recorded.
+    ``to_frame()`` then has a ``fit`` column (0 for the first). Ctrl-C during a fit stops it
+    at the end of the running step, with every step recorded and the model holding its
+    weights (a second Ctrl-C stops at once); also one that lands inside a garbage-collection
+    callback, where Python would drop it.
+
+    What it cannot record it refuses in one line before the step changes anything: a model
+    without trainable weights, a trainable integer variable, a variable that gets no
+    gradient, a custom train_step whose loss does not go through ``compute_loss``.
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class TrainingTrace(keras.callbacks.Callback):
         self.variable_shapes: list[tuple] = []
         self.recording = False  # between on_train_begin and the fit's end
         self._interrupted = False
+        self._unreadable = False  # a fit stopped where JAX no longer had the newest steps
         self._owner = None  # the model this trace records
         self._hooks = None
         self._store = trace_store.Store([])
@@ -146,9 +152,9 @@ class TrainingTrace(keras.callbacks.Callback):
         self._epoch = 0
         self._fit_diverged = False
         self._flush_calls = hooks.ring // hooks.steps_per_call
-        self._interrupted, self.recording = False, True
+        self._interrupted, self._unreadable, self.recording = False, False, True
         self._times = (time.perf_counter(), None, None, 0)
-        self._sigint.catch()
+        self._sigint.catch(api.fit_codes(self.model))
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._epoch_start = epoch, self._read
@@ -179,11 +185,16 @@ class TrainingTrace(keras.callbacks.Callback):
             self._flush()
         finally:
             self.recording, self._interrupted = False, interrupted
-            self._sigint.release()
+            ctrl_c = self._sigint.release()
             if self._hooks is not None:
                 self._hooks.uninstall()
+        if ctrl_c:  # it came after the last step's end: raised now, with everything recorded
+            self._interrupted = True
+            raise KeyboardInterrupt
 
     def _stop_on_ctrl_c(self) -> None:
+        self._sigint.take()
+        api.sync_state(self.model)  # JAX: the model gets its weights back from the fit's state
         self.end_fit(interrupted=True)
         raise KeyboardInterrupt
 
@@ -193,7 +204,14 @@ class TrainingTrace(keras.callbacks.Callback):
         if not self.recording or hooks is None:
             return
         self._calls = 0
-        rows, losses, count, iterations = hooks.read()
+        values = hooks.read()
+        if values is None:  # a second Ctrl-C stopped JAX mid-step: the steps since the last copy are gone
+            if self.verbose and not self._unreadable:
+                print(f"TrainingTrace: the fit stopped at once inside a step (a second Ctrl-C); the trace "
+                      f"keeps its {self._store.n} steps copied before, not the newest ones", file=sys.stderr)
+            self._unreadable = True
+            return
+        rows, losses, count, iterations = values
         executed = count - self._count0  # the device's count: steps Keras reported but never ran are not here
         self._times = (self._times[0], self._times[1], time.perf_counter(), executed)
         applied = np.arange(self._applied, iterations - self._count0)

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kclf import _interrupt
 from kclf.errors import KclfError, TrainingDiverged
 from kclf.fsio import StagedFolder, atomic_write
 from kclf.jsonio import dumps, to_jsonable
@@ -207,7 +208,10 @@ def execute(module, backend: str, out: Path, *, json_mode: bool = False,
         with _stdout_to_stderr(json_mode):
             try:
                 results = module.run(run) or {}
+                if _interrupt.lost():  # a library caught the Ctrl-C's KeyboardInterrupt on its way
+                    raise KeyboardInterrupt
             except KeyboardInterrupt:
+                _interrupt.caught()
                 status, error, code = "interrupted", "interrupted by the user (Ctrl-C)", 130
             except KclfError as exc:
                 status, error, code = "failed", str(exc), exc.exit_code
