@@ -1,29 +1,41 @@
 """Every private Keras name the training trace touches, in one place.
 
 TrainingTrace records inside the model's own train step, which public Keras does not
-offer: it wraps three private methods and adds state to the optimizer and the model. The
-names below exist in the Keras versions :func:`check_supported` accepts; a Keras upgrade
-that renames one breaks this module only, and ``check_supported`` says so in one line
-before the trace changes anything on the model.
+offer: it wraps methods of the model and the optimizer and adds state to both. The names
+below exist in the Keras versions :func:`check_supported` accepts; a Keras upgrade that
+renames one breaks this module only, and ``check_supported`` says so in one line before the
+trace changes anything on the model.
 
-    Model._compute_loss                 the training loss of the step (keras >= 3.4)
+    Model.compute_loss                  the training loss of the step (Keras's own step and a
+                                        custom train_step that calls it)
     Model._metrics                      where the hidden loss recorder is listed
-    Model._jax_state(_synced)           JAX's training state between steps, read by _state.py
+    Model._jax_state(_synced), jax_state_sync
+                                        JAX's training state between steps, read by _state.py
+    Model._flatten_layers, _build_by_run_for_single_pos_arg
+                                        a model marked built whose layers are not
+    Optimizer.apply                     one whole update: what it leaves in the weights
+                                        (after constraints and an EMA overwrite)
     Optimizer._apply_weight_decay       runs first in every update: the weights before
-    Optimizer._backend_update_step      the gradients applied, the learning rate, weights after
+    Optimizer._backend_update_step      the gradients applied, the learning rate
     Optimizer._track_variable / _untrack_variable
     LossScaleOptimizer.inner_optimizer  the optimizer that applies unscaled gradients
     LossScaleOptimizer._stateless_handle_non_finite_grads / _stateful_handle_non_finite_grads
                                         a step skipped because the scaled gradients overflowed
+    keras.src.backend.common.stateless_scope.get_stateless_scope
+                                        JAX: whether the step's state carries the loss ring
+    ag_pass_through (TensorFlow)        an error raised while autograph traces, left as it is
 """
 
 from __future__ import annotations
 
+from kclf.errors import KclfError
+
 MIN_KERAS = (3, 10, 0)  # the oldest keras make test passes with (pyproject.toml says the same)
 
-_MODEL_METHODS = ("_compute_loss",)
+_MODEL_METHODS = ("compute_loss", "_flatten_layers", "_build_by_run_for_single_pos_arg")
 _SCALER_METHODS = ("_stateless_handle_non_finite_grads", "_stateful_handle_non_finite_grads")
-_OPTIMIZER_METHODS = ("_apply_weight_decay", "_backend_update_step", "_track_variable", "_untrack_variable")
+_OPTIMIZER_METHODS = ("apply", "_apply_weight_decay", "_backend_update_step", "_track_variable",
+                      "_untrack_variable")
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -66,17 +78,18 @@ def gradient_accumulation(optimizer):
     return getattr(optimizer, "gradient_accumulation_steps", None)
 
 
-def patch_optimizer(optimizer, make_weight_decay, make_update_step) -> None:
-    """Wrap the optimizer's weight decay and update step (instance attributes)."""
-    decay, update = optimizer._apply_weight_decay, optimizer._backend_update_step
+def patch_optimizer(optimizer, make_apply, make_weight_decay, make_update_step) -> None:
+    """Wrap the optimizer's whole update, its weight decay and its update step (instance
+    attributes: ``apply_gradients`` and ``stateless_apply`` call ``self.apply``)."""
+    apply, decay, update = optimizer.apply, optimizer._apply_weight_decay, optimizer._backend_update_step
+    object.__setattr__(optimizer, "apply", make_apply(apply))
     object.__setattr__(optimizer, "_apply_weight_decay", make_weight_decay(decay))
     object.__setattr__(optimizer, "_backend_update_step", make_update_step(update))
 
 
 def unpatch_optimizer(optimizer) -> None:
-    optimizer.__dict__.pop("_apply_weight_decay", None)
-    optimizer.__dict__.pop("_backend_update_step", None)
-    optimizer.__dict__.pop("_all_reduce_sum_gradients", None)
+    for name in ("apply", "_apply_weight_decay", "_backend_update_step", "_all_reduce_sum_gradients"):
+        optimizer.__dict__.pop(name, None)
 
 
 def capture_all_reduce(optimizer, into: dict) -> None:
@@ -122,20 +135,46 @@ def untrack(optimizer, variables) -> None:
 
 
 def patch_compute_loss(model, on_loss) -> None:
-    """Call ``on_loss(loss)`` with every training step's loss, inside the step."""
-    original = model._compute_loss
+    """Call ``on_loss(loss)`` with every training loss the model computes, inside the step:
+    Keras's train step calls ``compute_loss`` (through ``_compute_loss``), and so does a
+    custom train_step written as the Keras guides show. The arguments pass through as given:
+    an override without ``training`` gets none."""
+    original = model.compute_loss
 
-    def compute_loss(x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        loss = original(x, y, y_pred, sample_weight, training=training)
-        if training:
+    def compute_loss(*args, **kwargs):
+        loss = original(*args, **kwargs)
+        if kwargs.get("training", args[4] if len(args) > 4 else True):
             on_loss(loss)
         return loss
 
-    object.__setattr__(model, "_compute_loss", compute_loss)
+    object.__setattr__(model, "compute_loss", compute_loss)
 
 
 def unpatch_compute_loss(model) -> None:
-    model.__dict__.pop("_compute_loss", None)
+    model.__dict__.pop("compute_loss", None)
+
+
+def writable_in_step(variable) -> bool:
+    """Whether the train step can assign ``variable``: on JAX only inside a StatelessScope
+    that maps it (Keras's own step maps the metrics' variables when it computes the loss);
+    anywhere else the value would be a tracer leaking out of the step. TensorFlow and
+    PyTorch assign in place."""
+    from keras import backend
+
+    if backend.backend() != "jax":
+        return True
+    from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+    scope = get_stateless_scope()
+    return scope is not None and scope.get_current_value(variable) is not None
+
+
+def raise_in_step(error: Exception):
+    """Raise ``error`` from inside the train step as it is: while TensorFlow's autograph
+    traces the step it rewrites an exception into a multi-line one, unless the exception
+    asks to pass through."""
+    error.ag_pass_through = True
+    raise error
 
 
 def add_metric(model, metric) -> None:
@@ -163,6 +202,42 @@ def jax_state(model):
     return None
 
 
+def sync_state(model) -> None:
+    """JAX: put the training state back into the model's variables (fit purges them during
+    an epoch and syncs at its end; a fit that stops in between must do it)."""
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+
+
+def fit_codes(model) -> set:
+    """The code objects of the model's fit methods (Keras's and any override): one of them is
+    on the stack while a fit of the model runs."""
+    import inspect
+
+    codes = set()
+    for cls in type(model).__mro__:
+        fit = cls.__dict__.get("fit")
+        code = getattr(inspect.unwrap(fit), "__code__", None) if fit is not None else None
+        if code is not None:
+            codes.add(code)
+    return codes
+
+
+def unbuilt_layers(model) -> list:
+    return [layer for layer in model._flatten_layers() if not layer.built]
+
+
+def build_layers(model) -> None:
+    """Build the layers of a model marked built whose layers are not (a subclassed model's
+    ``build(shape)`` without its own build method, on TensorFlow, where fit would build them
+    at the first step): run it on symbolic inputs of the shape it was built with, as fit does
+    on JAX and PyTorch before the callbacks start."""
+    config = model.get_build_config() or {}
+    if "input_shape" in config:
+        model._build_by_run_for_single_pos_arg(config["input_shape"])
+
+
 def patch_make_train_function(model, before) -> None:
     """Call ``before()`` first whenever fit starts: Keras asks for the train function at the
     start of every fit, traced or not, which tells a trace that its last fit raised."""
@@ -170,9 +245,42 @@ def patch_make_train_function(model, before) -> None:
 
     def make_train_function(*args, **kwargs):
         before()
-        return original(model, *args, **kwargs)
+        made = original(model, *args, **kwargs)
+        _restore_if_refused(model)
+        return made
 
     object.__setattr__(model, "make_train_function", make_train_function)
+
+
+def _restore_if_refused(model) -> None:
+    """JAX: fit takes the weights out of the model's variables before its first step and
+    puts them back at the epoch's end. A step the trace refuses while JAX traces it never
+    runs, so the state it was given is intact: put it back, and the model keeps its
+    weights. The first call only; then Keras's own function again (one wrapper per
+    function: a reused train function stays the same object)."""
+    from keras import backend
+
+    function = model.train_function
+    if backend.backend() != "jax" or function is None or getattr(function, "kclf_first", False):
+        return
+    first_call = getattr(function, "kclf_first_call", None)
+    if first_call is None:
+        def first_call(state, *args, **kwargs):
+            try:
+                result = function(state, *args, **kwargs)
+            except KclfError:
+                for variables, values in zip((model.trainable_variables, model.non_trainable_variables,
+                                              model.optimizer.variables, model.metrics_variables), state):
+                    for variable, value in zip(variables, values):
+                        variable.assign(value)
+                raise
+            if model.train_function is first_call:
+                model.train_function = function
+            return result
+
+        first_call.kclf_first = True
+        function.kclf_first_call = first_call
+    model.train_function = first_call
 
 
 def unpatch_make_train_function(model) -> None:
@@ -201,6 +309,15 @@ def count_skipped_steps(scaler, counter) -> None:
     object.__setattr__(scaler, "_stateful_handle_non_finite_grads", stateful_skip)
 
 
-def uncount_skipped_steps(scaler) -> None:
-    scaler.__dict__.pop("_stateless_handle_non_finite_grads", None)
-    scaler.__dict__.pop("_stateful_handle_non_finite_grads", None)
+def patch_scaler_updates(scaler, wrap) -> None:
+    """Wrap the loss-scale optimizer's ``apply`` (TensorFlow, PyTorch) and
+    ``stateless_apply`` (JAX): one of them runs once per train step, also a skipped one."""
+    for name in ("apply", "stateless_apply"):
+        object.__setattr__(scaler, name, wrap(getattr(scaler, name)))
+
+
+def unpatch_scaler(scaler) -> None:
+    """Take off what count_skipped_steps and patch_scaler_updates put on."""
+    for name in ("_stateless_handle_non_finite_grads", "_stateful_handle_non_finite_grads", "apply",
+                 "stateless_apply"):
+        scaler.__dict__.pop(name, None)

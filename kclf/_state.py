@@ -27,15 +27,28 @@ class StateReader:
             self._where = [keys[id(v)] for v in self.variables]
         return self._where
 
-    def read(self) -> list[np.ndarray]:
+    def read(self) -> list[np.ndarray] | None:
+        """The values, or None where JAX no longer has them: a KeyboardInterrupt that
+        fit did not wait for (a second Ctrl-C) can land after a step consumed the state it
+        was given and before fit kept the new one, or while fit had taken the values out of
+        the variables."""
         from kclf._keras_api import jax_state
 
         state = jax_state(self.model)
         if state is not None:
-            return [np.asarray(state[key][i]) for key, i in self._jax_locations()]
+            arrays = [state[key][i] for key, i in self._jax_locations()]
+        else:
+            arrays = [_current(v.value) for v in self.variables]
+        if any(a is None or _deleted(a) for a in arrays):
+            return None
         from keras import ops
 
-        return [np.asarray(ops.convert_to_numpy(_current(v.value))) for v in self.variables]
+        return [np.asarray(ops.convert_to_numpy(a)) for a in arrays]
+
+
+def _deleted(array) -> bool:
+    is_deleted = getattr(array, "is_deleted", None)  # a JAX array given to a step that donated it
+    return bool(is_deleted()) if callable(is_deleted) else False
 
 
 def _current(value):

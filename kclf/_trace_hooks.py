@@ -2,7 +2,12 @@
 
 Each optimizer step writes one packed row (weights before, gradients applied, weights after,
 learning rate) into a ring owned by the optimizer, and the training loss into a ring owned
-by a hidden metric, so JAX's stateless step carries both like any other state. The rings,
+by a hidden metric, so JAX's stateless step carries both like any other state. The row is
+written when the optimizer's ``apply`` ends, so the weights after are what the step left in
+the model (after constraints and an EMA overwrite). What the trace cannot record it refuses
+while the step is traced, before it changes anything: a step whose loss does not go through
+``compute_loss`` (a custom train_step with its own loss), one that computes several losses,
+a recorded variable that gets no gradient. The rings,
 the wrapped methods and the compiled train function stay cached on the model after a fit:
 a later trace of the same variables on the same compiled model reuses them, and the plain
 train function that was there before comes back when the trace is removed.
@@ -10,11 +15,14 @@ train function that was there before comes back when the trace is removed.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from kclf import _keras_api as api
 from kclf._state import StateReader, pack, write_slot
 from kclf.backend import select_backend
+from kclf.errors import KclfError
 
 select_backend()
 import keras  # noqa: E402
@@ -38,13 +46,21 @@ class LossRecorder(keras.metrics.Metric):
         self.count = self.add_variable(shape=(), initializer="zeros", dtype="int32", name="count",
                                        aggregation="only_first_replica")
 
-    def update_state(self, loss):
+    def record(self, loss) -> bool:
+        """Keep the step's loss; False where the step cannot carry it (JAX outside the
+        stateless scope of the metrics' variables)."""
+        if not api.writable_in_step(self.count):
+            return False
         # The step's loss as Keras reports it: under MirroredStrategy each replica's loss is
         # its shard's mean divided by the replica count, and their sum is the batch's.
         loss = api.sum_over_replicas(loss)
         slot = ops.mod(self.count.value, self.ring) if self.ring > 1 else None
         write_slot(self.losses, slot, ops.stop_gradient(loss))
         self.count.assign_add(1)
+        return True
+
+    def update_state(self, *args, **kwargs):
+        pass  # a custom train_step updates every metric with (y, y_pred): the loss comes from record
 
     def reset_state(self):
         pass  # Keras resets metrics every epoch; the ring must survive that.
@@ -83,6 +99,7 @@ class Hooks:
         self.scaler = model.optimizer if model.optimizer is not self.optimizer else None
         api.untrack(self.optimizer, [self.rows, self.skips])
         self.loss = LossRecorder(self.ring)
+        self._step = threading.local()  # per replica thread under tf.distribute
         self.reader = None
         self.traced_function = None  # the compiled train function with the hooks
         self.plain_function = None  # the one that was there before
@@ -90,6 +107,43 @@ class Hooks:
         self.owner = None  # the TrainingTrace recording through these hooks
 
     # -- what runs inside the step -----------------------------------------------------------
+    # Python work here runs once, while JAX and TensorFlow trace the step (every step on
+    # PyTorch, which runs eagerly).
+    def _on_loss(self, loss) -> None:
+        if self.loss.record(loss):
+            self._step.losses = getattr(self._step, "losses", 0) + 1
+
+    def _loss_checked(self, original):
+        """The optimizer update the train step calls, once per step (a loss-scale optimizer's
+        also when it skips the step): one loss went through compute_loss before it."""
+        step, name = self._step, self.model.name
+
+        def checked(*args, **kwargs):
+            losses, step.losses = getattr(step, "losses", 0), 0
+            if losses != 1:
+                api.raise_in_step(KclfError(_loss_problem(name, losses)))
+            return original(*args, **kwargs)
+
+        return checked
+
+    def _apply(self, original):
+        step, variables, name = self._step, self.variables, self.model.name
+
+        def apply(grads, trainable_variables=None):
+            step.row = None
+            original(grads, trainable_variables)
+            if step.row is None:
+                api.raise_in_step(KclfError(f"model {name!r}: the optimizer's apply ran no update step; "
+                                            "TrainingTrace records one update per step: expected "
+                                            "a Keras optimizer without gradient accumulation"))
+            slot, values, learning_rate = step.row
+            step.row = None
+            # The weights now are what the step left: after constraints and an EMA overwrite.
+            row = pack(values + [v.value for v in variables] + [learning_rate, self.skips.value])
+            write_slot(self.rows, slot, row)
+
+        return apply if self.scaler is not None else self._loss_checked(apply)
+
     def _weight_decay(self, original):
         watched, before = {id(v) for v in self.variables}, self._before
 
@@ -103,12 +157,14 @@ class Hooks:
 
     def _update_step(self, original):
         optimizer, ring, variables, before = self.optimizer, self.ring, self.variables, self._before
-
-        reduced = self._reduced
+        reduced, step = self._reduced, self._step
 
         def update_step(grads, trainable_variables, learning_rate):
             reduced.clear()
             by_id = {id(v): g for g, v in zip(grads, trainable_variables)}
+            if any(id(v) not in by_id for v in variables):  # Keras drops a None gradient
+                api.raise_in_step(KclfError(_no_gradient(
+                    [v for v in variables if id(v) not in by_id], [v for v in variables if id(v) in by_id])))
             starts = [before.get(id(v)) for v in variables]
             starts = [_snapshot(v) if s is None else s for s, v in zip(starts, variables)]
             slot = ops.mod(optimizer.iterations, ring) if ring > 1 else None
@@ -116,9 +172,7 @@ class Hooks:
             if reduced:  # tf.distribute: the all-reduced gradients the update applied
                 by_id = {id(v): reduced[i] for i, v in enumerate(trainable_variables)}
                 reduced.clear()
-            row = pack(starts + [by_id[id(v)] for v in variables] + [v.value for v in variables]
-                       + [learning_rate, self.skips.value])
-            write_slot(self.rows, slot, row)
+            step.row = (slot, starts + [by_id[id(v)] for v in variables], learning_rate)
             before.clear()
 
         return update_step
@@ -130,11 +184,13 @@ class Hooks:
         self._before = {}
         self._reduced = {}
         api.track(optimizer, [self.rows, self.skips])
-        api.patch_optimizer(optimizer, self._weight_decay, self._update_step)
+        self._step.losses, self._step.row = 0, None
+        api.patch_optimizer(optimizer, self._apply, self._weight_decay, self._update_step)
         api.capture_all_reduce(optimizer, self._reduced)
         if self.scaler is not None:
             api.count_skipped_steps(self.scaler, self.skips)
-        api.patch_compute_loss(model, self.loss.update_state)
+            api.patch_scaler_updates(self.scaler, self._loss_checked)
+        api.patch_compute_loss(model, self._on_loss)
         api.add_metric(model, self.loss)
         api.patch_make_train_function(model, self._fit_starts)
         self.reader = StateReader(model, [self.rows, self.loss.losses, self.loss.count, optimizer.iterations])
@@ -151,7 +207,7 @@ class Hooks:
         api.untrack(optimizer, [self.rows, self.skips])
         api.unpatch_optimizer(optimizer)
         if self.scaler is not None:
-            api.uncount_skipped_steps(self.scaler)
+            api.unpatch_scaler(self.scaler)
         api.unpatch_compute_loss(model)
         api.remove_metric(model, self.loss)
         api.unpatch_make_train_function(model)
@@ -164,8 +220,12 @@ class Hooks:
             self.owner.end_fit(interrupted=True)
 
     def read(self):
-        """(rows ring, loss ring, loss count, optimizer iterations) as NumPy."""
-        rows, losses, count, iterations = self.reader.read()
+        """(rows ring, loss ring, loss count, optimizer iterations) as NumPy; None when JAX
+        no longer has them (see StateReader.read)."""
+        values = self.reader.read()
+        if values is None:
+            return None
+        rows, losses, count, iterations = values
         return rows, losses, int(count), int(iterations)
 
     def start(self) -> int:
@@ -175,6 +235,29 @@ class Hooks:
         self.loss.count.assign(iterations)
         self.skips.assign(0.0)
         return iterations
+
+
+def _loss_problem(model_name: str, losses: int) -> str:
+    if losses > 1:
+        return (f"model {model_name!r}: its train step computes {losses} losses through compute_loss "
+                "before one optimizer update; TrainingTrace records one loss per step: expected one "
+                "compute_loss call per train step")
+    if keras.backend.backend() == "jax":
+        return (f"model {model_name!r}: its train step does not compute its loss with "
+                "stateless_compute_loss (a custom train_step with its own loss, or with compute_loss, "
+                "whose state the JAX step drops), so TrainingTrace cannot record the loss; expected "
+                "train_step to get its loss and metrics_variables from self.stateless_compute_loss(...), "
+                "or a fit without the trace")
+    return (f"model {model_name!r}: its train step does not compute its loss with compute_loss (a "
+            "custom train_step with its own loss), so TrainingTrace cannot record the loss; expected "
+            "train_step to get its loss from self.compute_loss(...), or a fit without the trace")
+
+
+def _no_gradient(missing, kept) -> str:
+    names = [v.path for v in missing]
+    keep = f"variables={[v.path for v in kept]}" if kept else "a loss that depends on them"
+    return (f"variables {names} get no gradient (the loss does not depend on them), so the optimizer "
+            f"does not update them and TrainingTrace has nothing to record; expected {keep}")
 
 
 def _snapshot(variable):

@@ -27,6 +27,7 @@ from kclf import trace_store
 from kclf._interrupt import CtrlC
 from kclf.backend import select_backend
 from kclf.errors import KclfError
+from kclf.trace_store import SelectorValueError
 
 select_backend()
 import keras  # noqa: E402
@@ -54,9 +55,14 @@ class TrainingTrace(keras.callbacks.Callback):
         verbose: print the divergence message on stderr.
 
     One trace may record several fits of its model: the steps go on counting and
-    ``to_frame()`` then has a ``fit`` column (0 for the first). Ctrl-C during a fit stops
-    like everywhere else, also inside a garbage-collection callback (where Python would drop
-    it), and the trace keeps what was recorded.
+    ``to_frame()`` then has a ``fit`` column (0 for the first). Ctrl-C during a fit stops it
+    at the end of the running step, with every step recorded and the model holding its
+    weights (a second Ctrl-C stops at once); also one that lands inside a garbage-collection
+    callback, where Python would drop it.
+
+    What it cannot record it refuses in one line before the step changes anything: a model
+    without trainable weights, a trainable integer variable, a variable that gets no
+    gradient, a custom train_step whose loss does not go through ``compute_loss``.
     """
 
     def __init__(
@@ -71,7 +77,7 @@ class TrainingTrace(keras.callbacks.Callback):
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"every must be a positive integer; received {every!r}")
         self.every = every
-        self.variable_filter = variables
+        self.variable_filter = trace_store.check_selector(variables)
         self.stop_on_divergence = stop_on_divergence
         self.verbose = verbose
         self.diverged_at: int | None = None
@@ -79,6 +85,7 @@ class TrainingTrace(keras.callbacks.Callback):
         self.variable_shapes: list[tuple] = []
         self.recording = False  # between on_train_begin and the fit's end
         self._interrupted = False
+        self._unreadable = False  # a fit stopped where JAX no longer had the newest steps
         self._owner = None  # the model this trace records
         self._hooks = None
         self._store = trace_store.Store([])
@@ -94,7 +101,11 @@ class TrainingTrace(keras.callbacks.Callback):
         if chosen is None:
             return list(variables)
         if callable(chosen):
-            return [v for v in variables if chosen(v)]
+            selected = [v for v in variables if chosen(v)]
+            if not selected:
+                raise SelectorValueError(f"variables: the callable chose none of {[v.path for v in variables]}; "
+                                         "expected it to return True for at least one")
+            return selected
         paths = trace_store.resolve(chosen, [v.path for v in variables])
         return [v for v in variables if v.path in paths]
 
@@ -113,13 +124,11 @@ class TrainingTrace(keras.callbacks.Callback):
         super().set_model(model)
         if self.recording:
             self.end_fit(interrupted=True)  # the last fit raised
-        if not model.trainable_variables:  # TensorFlow builds an Input-less Sequential later
-            raise KclfError(f"model {model.name!r} has no weights yet (it is built at its first "
-                            "batch); TrainingTrace records them from the first step: give it "
-                            "keras.Input(shape) or call model.build(input_shape) before fit")
+        _check_weights(model)
+        variables = self._select(model.trainable_variables)
+        _check_dtypes(variables, model.trainable_variables)
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-        variables = self._select(model.trainable_variables)
         paths = [v.path for v in variables]
         if self._fits and paths != self.variable_paths:
             raise KclfError(f"this TrainingTrace recorded {self.variable_paths}; the model now has {paths}")
@@ -143,9 +152,9 @@ class TrainingTrace(keras.callbacks.Callback):
         self._epoch = 0
         self._fit_diverged = False
         self._flush_calls = hooks.ring // hooks.steps_per_call
-        self._interrupted, self.recording = False, True
+        self._interrupted, self._unreadable, self.recording = False, False, True
         self._times = (time.perf_counter(), None, None, 0)
-        self._sigint.catch()
+        self._sigint.catch(api.fit_codes(self.model))
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch, self._epoch_start = epoch, self._read
@@ -176,11 +185,16 @@ class TrainingTrace(keras.callbacks.Callback):
             self._flush()
         finally:
             self.recording, self._interrupted = False, interrupted
-            self._sigint.release()
+            ctrl_c = self._sigint.release()
             if self._hooks is not None:
                 self._hooks.uninstall()
+        if ctrl_c:  # it came after the last step's end: raised now, with everything recorded
+            self._interrupted = True
+            raise KeyboardInterrupt
 
     def _stop_on_ctrl_c(self) -> None:
+        self._sigint.take()
+        api.sync_state(self.model)  # JAX: the model gets its weights back from the fit's state
         self.end_fit(interrupted=True)
         raise KeyboardInterrupt
 
@@ -190,7 +204,14 @@ class TrainingTrace(keras.callbacks.Callback):
         if not self.recording or hooks is None:
             return
         self._calls = 0
-        rows, losses, count, iterations = hooks.read()
+        values = hooks.read()
+        if values is None:  # a second Ctrl-C stopped JAX mid-step: the steps since the last copy are gone
+            if self.verbose and not self._unreadable:
+                print(f"TrainingTrace: the fit stopped at once inside a step (a second Ctrl-C); the trace "
+                      f"keeps its {self._store.n} steps copied before, not the newest ones", file=sys.stderr)
+            self._unreadable = True
+            return
+        rows, losses, count, iterations = values
         executed = count - self._count0  # the device's count: steps Keras reported but never ran are not here
         self._times = (self._times[0], self._times[1], time.perf_counter(), executed)
         applied = np.arange(self._applied, iterations - self._count0)
@@ -279,3 +300,38 @@ class TrainingTrace(keras.callbacks.Callback):
         spc = self._hooks.steps_per_call if self._hooks else 1
         rate = (steps - spc) / (last - first) if last > first and steps > spc else None
         return {"steps": steps, "first_step_s": first - start, "steps_per_s": rate, "total_s": last - start}
+
+
+def _check_weights(model) -> None:
+    """The model has trainable weights to record, or one line saying why not."""
+    if not model.trainable_variables and model.built and api.unbuilt_layers(model):
+        api.build_layers(model)  # TensorFlow: model.build(shape) left its layers unbuilt
+    if model.trainable_variables:
+        return
+    unbuilt = api.unbuilt_layers(model)
+    if not model.built:  # TensorFlow builds an Input-less Sequential at its first batch
+        raise KclfError(f"model {model.name!r} has no weights yet (it is built at its first "
+                        "batch); TrainingTrace records them from the first step: give it "
+                        "keras.Input(shape) or call model.build(input_shape) before fit")
+    if unbuilt:
+        raise KclfError(f"model {model.name!r} is marked built but its layers "
+                        f"{[layer.name for layer in unbuilt]} are not (model.build could not run it); "
+                        "TrainingTrace records the weights from the first step: call the model "
+                        "on a batch (model(x[:1])) before fit")
+    frozen = len(model.weights)
+    why = (f"its {frozen} weights are all non-trainable: frozen layers or trainable=False" if frozen
+           else "it has no weights at all")
+    raise KclfError(f"model {model.name!r} has no trainable weights ({why}), so the optimizer "
+                    "updates nothing; TrainingTrace records updates: expected a model with at "
+                    "least one trainable weight")
+
+
+def _check_dtypes(variables, every) -> None:
+    """Only float variables get gradients: an integer one would make Keras drop it."""
+    wrong = [v for v in variables if "float" not in str(v.dtype)]
+    if wrong:
+        floats = [v.path for v in every if "float" in str(v.dtype)]
+        expected = "them non-trainable (trainable=False)" + (f" or variables={floats}" if floats else "")
+        raise KclfError(f"trainable variables {[f'{v.path} ({v.dtype})' for v in wrong]} are not float, "
+                        "so they get no gradient and the optimizer never updates them; TrainingTrace "
+                        f"records float variables: expected {expected}")

@@ -198,8 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from kclf._interrupt import held
+
     try:
-        return int(args.func(args) or 0)
+        with held():  # Ctrl-C is never dropped inside a garbage-collection callback
+            return int(args.func(args) or 0)
     except KclfError as exc:
         print(f"kclf: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kclf import _interrupt
 from kclf.errors import KclfError, TrainingDiverged
 from kclf.fsio import StagedFolder, atomic_write
 from kclf.jsonio import dumps, to_jsonable
@@ -91,6 +92,8 @@ class Run:
     def attach(self, trace, label: str = "main", *, expect_divergence: bool = False) -> None:
         """Include ``trace`` in the outputs under ``label``; a divergence there is an error
         unless the experiment expects it (the learning-rate demo does)."""
+        if not is_trace(trace):
+            raise KclfError(f"attach: trace is {_described(trace)}; expected a kclf.callbacks.TrainingTrace")
         self.traces[label] = trace
         if expect_divergence:
             self.expected_divergence.add(label)
@@ -111,6 +114,17 @@ class Run:
             if trace.diverged_at is not None and label not in self.expected_divergence:
                 return label, trace.diverged_at
         return None
+
+
+def is_trace(value) -> bool:
+    """A TrainingTrace: there is none unless kclf.callbacks (and so Keras) was imported."""
+    callbacks = sys.modules.get("kclf.callbacks")
+    return callbacks is not None and isinstance(value, callbacks.TrainingTrace)
+
+
+def _described(value) -> str:
+    text = repr(value)
+    return f"{text if len(text) <= 60 else text[:57] + '...'} ({type(value).__name__})"
 
 
 def versions_for(backend: str) -> dict[str, str]:
@@ -194,7 +208,10 @@ def execute(module, backend: str, out: Path, *, json_mode: bool = False,
         with _stdout_to_stderr(json_mode):
             try:
                 results = module.run(run) or {}
+                if _interrupt.lost():  # a library caught the Ctrl-C's KeyboardInterrupt on its way
+                    raise KeyboardInterrupt
             except KeyboardInterrupt:
+                _interrupt.caught()
                 status, error, code = "interrupted", "interrupted by the user (Ctrl-C)", 130
             except KclfError as exc:
                 status, error, code = "failed", str(exc), exc.exit_code
@@ -232,6 +249,12 @@ def save(results: dict, trace=None, *, out: str | Path | None = None, name: str 
     ``out`` defaults to $KCLF_OUT (set by kclf compare) or results/<script name>/<backend>/.
     The folder is replaced whole, and only once everything could be written.
     """
+    if trace is not None and not is_trace(trace):
+        raise KclfError(f"save: trace is {_described(trace)}; expected a kclf.callbacks.TrainingTrace "
+                        "or None (no trace)")
+    if not isinstance(results, dict):
+        raise KclfError(f"save: results is {_described(results)}; expected a dict of results "
+                        "(name -> value)")
     import keras
 
     backend = keras.backend.backend()

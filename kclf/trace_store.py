@@ -9,9 +9,11 @@ raw records, not three times as with a doubling array.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+
+from kclf.errors import KclfError
 
 COLUMNS = ("step", "epoch", "batch", "variable", "index",
            "weight_before", "gradient", "weight_after", "loss", "learning_rate")
@@ -19,6 +21,49 @@ META = ("fit", "step", "epoch", "batch")
 
 
 # -- which variables -------------------------------------------------------------------------
+
+
+class SelectorTypeError(KclfError, TypeError):
+    """``variables=`` is not a string, a collection of strings or a callable."""
+
+
+class SelectorValueError(KclfError, ValueError):
+    """``variables=`` names nothing, or a variable the model does not have or several."""
+
+
+SELECTOR_FORMS = ("a path, a layer name or a path end such as 'dense/kernel', a list of them, "
+                  "or a callable taking a variable")
+
+
+def _describe(value) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def check_selector(variables) -> tuple[str, ...] | Callable | None:
+    """``variables=`` as the trace keeps it: None (all), a callable, or a tuple of names.
+    A one-line SelectorTypeError for anything that is not a string, a collection of
+    strings or a callable; SelectorValueError for an empty one."""
+    if variables is None or (callable(variables) and not isinstance(variables, str)):
+        return variables
+    if isinstance(variables, str):
+        names = (variables,)
+    elif isinstance(variables, (bytes, bytearray)) or not hasattr(variables, "__iter__"):
+        raise SelectorTypeError(f"variables is {_describe(variables)}; expected {SELECTOR_FORMS}")
+    else:
+        names = tuple(variables)  # once: a generator would be empty at the next fit
+        for name in names:
+            if not isinstance(name, str):
+                hint = f" (a variable: give its path, {name.path!r})" if isinstance(
+                    getattr(name, "path", None), str) else ""
+                raise SelectorTypeError(f"variables holds {_describe(name)}{hint}; expected strings: "
+                                        "paths, layer names or path ends such as 'dense/kernel'")
+        if not names:
+            raise SelectorValueError("variables is empty; expected at least one path, layer name "
+                                     "or path end (or None: every trainable variable)")
+    if any(not name.strip("/ ") for name in names):
+        raise SelectorValueError(f"variables {list(names)} holds an empty name; expected paths, "
+                                 "layer names or path ends such as 'dense/kernel'")
+    return names
 
 
 def _parts(path: str) -> list[str]:
@@ -58,12 +103,12 @@ def resolve(names: str | Sequence[str], paths: Sequence[str]) -> list[str]:
         try:
             found = matches(name, paths)
         except LookupError as exc:
-            raise ValueError(f"variables: {exc}; expected paths among {list(paths)}") from None
+            raise SelectorValueError(f"variables: {exc}; expected paths among {list(paths)}") from None
         if not found:
             unknown.append(name)
         chosen.update(found)
     if unknown:
-        raise ValueError(f"variables {unknown} not in the model; expected paths among {list(paths)}")
+        raise SelectorValueError(f"variables {unknown} not in the model; expected paths among {list(paths)}")
     return [p for p in paths if p in chosen]
 
 

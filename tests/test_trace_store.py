@@ -58,6 +58,34 @@ def test_resolve_keeps_model_order_and_names_the_unknown():
         trace_store.resolve(["kernel"], PATHS)
 
 
+@pytest.mark.parametrize("variables", [[1], [None], 42, 4.5, [b"dense"], b"dense", ["dense", 1], object()],
+                         ids=repr)
+def test_a_selector_that_is_not_strings_is_a_one_line_type_error(variables):  # issue 17, item 10
+    from kclf.errors import KclfError
+
+    with pytest.raises(TypeError, match="expected") as error:
+        trace_store.check_selector(variables)
+    assert isinstance(error.value, KclfError) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("variables", [[], (), "", [""], ["dense", "/"]], ids=repr)
+def test_a_selector_that_names_nothing_is_a_one_line_value_error(variables):  # issue 17, item 10
+    from kclf.errors import KclfError
+
+    with pytest.raises(ValueError, match="expected") as error:
+        trace_store.check_selector(variables)
+    assert isinstance(error.value, KclfError) and "\n" not in str(error.value)
+
+
+def test_a_selector_is_kept_as_names_once_or_as_the_callable():
+    assert trace_store.check_selector(None) is None
+    assert trace_store.check_selector("dense") == ("dense",)
+    assert trace_store.check_selector(name for name in ["dense", "dense_1"]) == ("dense", "dense_1")
+    assert trace_store.check_selector({"dense"}) == ("dense",)
+    chooser = lambda variable: True  # noqa: E731
+    assert trace_store.check_selector(chooser) is chooser
+
+
 def test_lookup_finds_one_variable_or_lists_the_candidates():
     assert trace_store.lookup("dense/kernel", PATHS) == 0
     assert trace_store.lookup("sequential_3/dense_1/bias", PATHS) == 3

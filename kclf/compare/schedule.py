@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from kclf import procs
+from kclf import _interrupt, procs
 from kclf.compare import runs
 from kclf.compare.runs import EXIT, OUTCOME, RunOutcome, Target, beside, run_dir
 
@@ -185,6 +185,7 @@ def execute(
                         done(result)
                 time.sleep(0.05)
     except KeyboardInterrupt:
+        _interrupt.caught()
         for running in active.values():
             procs.stop(running.proc)
             outcomes[running.key] = runs._finish(running, "interrupted", "Ctrl-C before it finished")
