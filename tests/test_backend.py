@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -123,10 +124,21 @@ def test_missing_backend_is_detected_through_find_spec(monkeypatch):
         select_backend("pytorch")
 
 
-def test_pip_extras():
-    assert [backend.pip_extra(b) for b in backend.BACKENDS] == [
-        "kclf[jax]", "kclf[tensorflow]", "kclf[torch]"
-    ]
+def test_the_extra_a_message_names_installs_that_backend():
+    """The pip extra an error tells the user to install is declared in pyproject.toml and
+    pulls that backend's package (torch pinned: a looser requirement fetches a CUDA build)."""
+    import tomllib
+
+    extras = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+                           )["project"]["optional-dependencies"]
+    for name in backend.BACKENDS:
+        extra = backend.pip_extra(name)
+        assert extra.startswith("kclf[") and extra.endswith("]")
+        requirements = extras[extra[len("kclf["):-1]]
+        distributions = backend._PACKAGES[name][1]
+        assert any(r.startswith(d) for r in requirements for d in distributions), (name, requirements)
+    assert extras["torch"] == ["torch==2.13.0"]
+    assert set(extras["all"][0][len("kclf["):-1].split(",")) == set(backend.BACKENDS)
 
 
 def test_switching_after_keras_is_imported_fails_clearly():

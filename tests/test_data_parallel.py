@@ -86,11 +86,15 @@ def test_compare_rejects_zero_devices():
         cli.main(args)
 
 
-def test_the_experiment_is_registered():
+def test_the_experiment_comes_after_the_lectures_and_is_judged_step_by_step():
     from kclf import registry
+    from kclf.compare.tolerances import DETERMINISTIC, tolerance_for
 
-    info = registry.get("data-parallel")
-    assert info.position == 150
+    experiments = registry.discover()
+    assert list(experiments)[-1] == "data-parallel"  # not a slide: after the lecture's order
+    info = experiments["data-parallel"]
+    assert not info.starts and not info.editions and not info.reads_data
+    assert tolerance_for("data-parallel") is DETERMINISTIC
 
 
 # -- on a backend, in a child process with the devices ---------------------------------------

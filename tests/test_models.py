@@ -253,10 +253,17 @@ def test_compile_model_picks_the_loss(keras, models, task, loss_class, from_logi
 
 
 def test_compile_model_passes_optimizer_and_metrics(keras, models):
+    import numpy as np
+
     model = models.logistic_regression(2)
     optimizer = keras.optimizers.SGD(learning_rate=0.01)
     models.compile_model(model, "binary", optimizer=optimizer, metrics=["accuracy"])
     assert model.optimizer is optimizer
+    x = np.array([[1.0, 2.0], [-1.0, 0.5], [0.5, -2.0], [2.0, 1.0]], "float32")
+    y = np.array([[1.0], [0.0], [0.0], [1.0]], "float32")
+    logs = model.fit(x, y, epochs=1, batch_size=4, verbose=0).history
+    assert set(logs) == {"loss", "accuracy"} and 0.0 <= logs["accuracy"][0] <= 1.0
+    assert optimizer.iterations.numpy() == 1  # the step was this optimizer's
 
 
 def test_compile_model_rejects_an_unknown_task(models):

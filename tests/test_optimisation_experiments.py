@@ -325,7 +325,13 @@ def test_too_large_a_learning_rate_kills_units(run):
     assert large["dead_at_end"] == large["dead_per_step"][-1]
 
 
-def test_summaries_are_valid_json(run):
+def test_summaries_are_strict_json_holding_the_results(run):
+    """Strict JSON (no NaN or Infinity tokens: kclf.jsonio writes them as strings) that reads
+    back to the results the run returned."""
+    def refuse(token):
+        raise AssertionError(f"summary.json holds the non-JSON token {token}")
+
     for name in ("gradient-based-learning", "minibatch-noise", "non-zero-derivatives"):
         summary, out = run(name)
-        json.loads((out / "summary.json").read_text())
+        written = json.loads((out / "summary.json").read_text(), parse_constant=refuse)
+        assert written["results"] == summary["results"] and written["experiment"] == name
