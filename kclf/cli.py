@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 from pathlib import Path
@@ -84,8 +83,7 @@ def _settings(info, args) -> tuple[dict, str | None]:
 
 def _cmd_run(args) -> int:
     from kclf import registry
-    from kclf.backend import select_backend, validate_name, versions
-    from kclf.fsio import StagedFolder
+    from kclf.backend import select_backend, validate_name
 
     info = registry.get(args.name)  # unknown names fail before any backend import
     settings, edition_backend = _settings(info, args)
@@ -100,35 +98,9 @@ def _cmd_run(args) -> int:
                     f"{chosen} is not used for it (give --backend {chosen} to run it there)")
     backend = select_backend(args.backend or edition_backend)  # keras is not imported yet
     out = Path(args.out) if args.out else Path("results") / info.name / backend
-    staged = StagedFolder(out)  # --out is checked here, before anything trains
-    if not args.json:
-        v = versions(backend)
-        print(f"# {info.name} — {info.description}")
-        if info.slide:
-            print(f"# slides: {info.slide}")
-        print(f"# backend: {backend} {v[backend]} (keras {v['keras']})")
-        if info.editions:
-            print(f"# edition: {settings['edition']}"
-                  + (f"; start: {settings['start']}" if info.starts else ""))
-    if note:
-        print(f"# note: {note}", file=sys.stderr if args.json else sys.stdout)
     from kclf import runner
 
-    summary, code = runner.execute(lambda: registry.load(info), backend, out, json_mode=args.json,
-                                   staged=staged, settings=settings)
-    if args.json:
-        payload = {k: summary[k] for k in ("experiment", "backend", "versions", "results", "trace")}
-        payload["status"] = summary["status"]
-        if summary["error"]:
-            payload["error"] = summary["error"]
-        json.dump(payload, sys.stdout, allow_nan=False)
-        sys.stdout.write("\n")
-    else:
-        print(f"\noutputs: {out}/ (summary.json{', trace.csv' if summary['traces'] else ''}"
-              f"{', ' + ', '.join(summary['figures']) if summary['figures'] else ''})")
-    if summary["error"]:
-        print(f"kclf: error: {summary['error']}", file=sys.stderr)
-    return code
+    return runner.run_experiment(info, backend, out, settings, json_mode=args.json, note=note)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -28,7 +28,7 @@ from kclf.errors import KclfError, TrainingDiverged
 from kclf.fsio import StagedFolder, atomic_write
 from kclf.jsonio import dumps, to_jsonable
 
-__all__ = ["Run", "execute", "save", "atomic_write", "to_jsonable"]
+__all__ = ["Run", "execute", "run_experiment", "save", "atomic_write", "to_jsonable"]
 
 PROCESS_START = time.perf_counter()
 OUT_ENV = "KCLF_OUT"
@@ -280,3 +280,43 @@ def save(results: dict, trace=None, *, out: str | Path | None = None, name: str 
         staged.discard()
         raise
     return out
+
+
+def run_experiment(info, backend: str, out: Path, settings: dict, *, json_mode: bool = False,
+                   note: str | None = None) -> int:
+    """``kclf run NAME`` once its options are checked and its backend selected: the header,
+    the run into ``out`` (checked before anything trains), the outputs line (or the one JSON
+    object), the error line; returns the exit code. ``info``: the experiment's
+    kclf.registry.ExperimentInfo; ``settings``: the Run's start, edition and data."""
+    import json
+
+    from kclf import registry
+    from kclf.backend import versions
+
+    staged = StagedFolder(out)  # --out is checked here, before anything trains
+    if not json_mode:
+        v = versions(backend)
+        print(f"# {info.name} — {info.description}")
+        if info.slide:
+            print(f"# slides: {info.slide}")
+        print(f"# backend: {backend} {v[backend]} (keras {v['keras']})")
+        if info.editions:
+            print(f"# edition: {settings['edition']}"
+                  + (f"; start: {settings['start']}" if info.starts else ""))
+    if note:
+        print(f"# note: {note}", file=sys.stderr if json_mode else sys.stdout)
+    summary, code = execute(lambda: registry.load(info), backend, out, json_mode=json_mode,
+                            staged=staged, settings=settings)
+    if json_mode:
+        payload = {k: summary[k] for k in ("experiment", "backend", "versions", "results", "trace")}
+        payload["status"] = summary["status"]
+        if summary["error"]:
+            payload["error"] = summary["error"]
+        json.dump(payload, sys.stdout, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(f"\noutputs: {out}/ (summary.json{', trace.csv' if summary['traces'] else ''}"
+              f"{', ' + ', '.join(summary['figures']) if summary['figures'] else ''})")
+    if summary["error"]:
+        print(f"kclf: error: {summary['error']}", file=sys.stderr)
+    return code

@@ -3,7 +3,8 @@
     python -m kclf.compare.batch BACKEND --edition=E NAME=FOLDER [NAME=FOLDER ...]
 
 Each experiment runs exactly as ``kclf run NAME --backend BACKEND --out FOLDER [--edition E]``
-does (the same code: kclf.cli.main; --edition for the experiments that have editions), one after another, its stdout and stderr in FOLDER's own
+does (the same code: kclf.runner.run_experiment; the batch runs only experiments without
+--start modes or data files), one after another, its stdout and stderr in FOLDER's own
 BACKEND.stdout.log and BACKEND.stderr.log; when it ends, BACKEND.exit.json beside FOLDER
 holds its exit code. Ctrl-C stops the batch.
 """
@@ -42,22 +43,30 @@ def _output_to(folder: Path):
 
 
 def main(argv: list[str]) -> int:
-    from kclf import cli
-    from kclf.compare.runs import Settings
+    from kclf import registry, runner
+    from kclf.backend import select_backend
+    from kclf.errors import KclfError
 
     backend, edition, *items = argv
-    settings = Settings(edition=edition.removeprefix("--edition="))
+    settings = {"start": "lecture", "edition": edition.removeprefix("--edition="), "data": None}
+    select_backend(backend)
     if os.environ.get(devices.ENV, "1") != "1":
-        from kclf.backend import select_backend
-
-        select_backend()
         devices.configure()  # --devices N: before any experiment runs a backend op
     for item in items:
         name, _, folder = item.partition("=")
         folder = Path(folder)
         with _output_to(folder):
-            code = cli.main(["run", name, "--backend", backend, "--out", str(folder),
-                             *settings.arguments(name)])
+            try:  # as kclf.cli.main ends a run: one line on stderr and its exit code
+                code = runner.run_experiment(registry.get(name), backend, folder, settings)
+            except KclfError as exc:
+                print(f"kclf: error: {exc}", file=sys.stderr)
+                code = exc.exit_code
+            except KeyboardInterrupt:
+                print("kclf: interrupted", file=sys.stderr)
+                code = 130
+            except Exception as exc:  # never a traceback for the user; the type says what broke
+                print(f"kclf: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+                code = 1
         atomic_write(beside(folder, EXIT), json.dumps({"returncode": code}))
         if code == 130:
             return 130
