@@ -245,7 +245,7 @@ def test_a_run_past_the_timeout_is_stopped_and_failed(fake_script, tmp_path, mon
 
 
 def test_an_interrupted_compare_writes_a_report_marked_incomplete(fake_script, tmp_path, monkeypatch):
-    start, calls = runs._start, []
+    start, calls = runs.start, []
 
     def start_then_ctrl_c(*args):
         calls.append(args)
@@ -253,7 +253,7 @@ def test_an_interrupted_compare_writes_a_report_marked_incomplete(fake_script, t
             raise KeyboardInterrupt
         return start(*args)
 
-    monkeypatch.setattr(runs, "_start", start_then_ctrl_c)
+    monkeypatch.setattr(runs, "start", start_then_ctrl_c)
     code, data, exp = run_compare(fake_script, tmp_path / "r")
     assert code == 130 and data["interrupted"] and not data["complete"]
     assert exp["verdict"] == "incomplete"
@@ -385,8 +385,8 @@ def test_runs_start_longest_first_and_progress_shows_the_time_left(fake_script, 
     for backend, wall in (("jax", 1.0), ("tensorflow", 3.0), ("torch", 2.0)):  # as if measured last time
         path = out / "runs" / "my_script" / f"{backend}.outcome.json"
         path.write_text(json.dumps(dict(json.loads(path.read_text()), wall_s=wall)))
-    started, start = [], runs._start
-    monkeypatch.setattr(runs, "_start", lambda t, b, *a: started.append(b) or start(t, b, *a))
+    started, start = [], runs.start
+    monkeypatch.setattr(runs, "start", lambda t, b, *a: started.append(b) or start(t, b, *a))
     capsys.readouterr()
     assert cli.main(["compare", str(fake_script), "--out", str(out), "--backends", "jax,tensorflow,torch"]) == 0
     assert started == ["tensorflow", "torch", "jax"]
@@ -832,7 +832,7 @@ def test_a_stopped_run_leaves_no_unfinished_folder(tmp_path, monkeypatch, stop):
     seen, step = [], schedule._step
 
     def step_until_staged(running, timeout):
-        run = running.folders[running.index]
+        run = running.folder
         if list(run.parent.glob(f".{run.name}.new-*")):  # kclf run made its fresh folder
             seen.append(run.name)
             if stop == "ctrl-c":
