@@ -83,27 +83,27 @@ def test_diffs_inf_against_a_finite_number_is_beyond_any_tolerance():
 def test_compare_results_checks_every_leaf_with_none_as_nan_and_strings_equal():
     ref = {"y_hat": [0.5, 0.25], "nested": {"loss": None, "class": "setosa"}}
     same = {"y_hat": [0.5 + 1e-7, 0.25], "nested": {"loss": None, "class": "setosa"}}
-    assert compare_results(ref, same, DETERMINISTIC)["ok"]
+    assert compare_results(ref, same, DETERMINISTIC).ok
 
     other = {"y_hat": [0.5, 0.26], "nested": {"loss": 1.0, "class": "virginica"}, "extra": 1}
     found = compare_results(ref, other, DETERMINISTIC)
-    failing = {leaf["path"] for leaf in found["failing"]}
+    failing = {leaf.path for leaf in found.failing}
     assert failing == {"y_hat/1", "nested/loss", "nested/class", "extra"}
-    assert math.isinf(found["max_abs"])  # NaN against 1.0
-    assert {leaf["path"]: leaf["abs"] for leaf in found["failing"]}["y_hat/1"] == pytest.approx(0.01)
+    assert math.isinf(found.max_abs)  # NaN against 1.0
+    assert {leaf.path: leaf.abs_diff for leaf in found.failing}["y_hat/1"] == pytest.approx(0.01)
 
 
 def test_long_trainings_are_judged_on_final_metrics_only():
     ref = {"test_accuracy": 0.90, "final_loss": 0.300, "weights": [1.0, 2.0], "confusion": [[5, 0]]}
     drifted = {"test_accuracy": 0.92, "final_loss": 0.3002, "weights": [1.3, 1.7], "confusion": [[4, 1]]}
     found = compare_results(ref, drifted, LONG_TRAINING)
-    assert found["ok"], found["failing"]
-    assert found["judged"] == 2
+    assert found.ok, found.failing
+    assert found.judged == 2
     worse = dict(drifted, test_accuracy=0.85, final_loss=0.31)
-    failing = [leaf["path"] for leaf in compare_results(ref, worse, LONG_TRAINING)["failing"]]
+    failing = [leaf.path for leaf in compare_results(ref, worse, LONG_TRAINING).failing]
     assert failing == ["test_accuracy", "final_loss"]
     stroke = compare.TOLERANCES["stroke"]
-    assert not compare_results({"test_accuracy": 0.944}, {"test_accuracy": 0.947}, stroke)["ok"]
+    assert not compare_results({"test_accuracy": 0.944}, {"test_accuracy": 0.947}, stroke).ok
     assert compare.TOLERANCES["iris"].step_by_step is False
 
 
@@ -137,35 +137,35 @@ def test_traces_that_agree_to_float32_precision_agree():
     noisy = trace()
     noisy["gradient"] += 1e-8
     found = compare_traces(trace(), noisy, DETERMINISTIC)
-    assert found["ok"] and found["first"] is None
-    assert found["quantities"]["gradients"]["max_abs"] == pytest.approx(1e-8)
+    assert found.ok and found.first is None
+    assert found.quantities["gradients"].max_abs == pytest.approx(1e-8)
 
 
 def test_traces_that_part_from_step_k_report_step_k_and_the_quantity():
     found = compare_traces(trace(8), trace(8, bump_from=4), DETERMINISTIC)
-    assert not found["ok"]
-    assert (found["first"]["step"], found["first"]["variable"]) == (4, "dense/kernel")
-    assert found["quantities"]["gradients"]["first_step"] == 4
-    assert found["quantities"]["loss"]["first_step"] is None
-    steps = found["per_step"]["main"]
+    assert not found.ok
+    assert (found.first.step, found.first.variable) == (4, "dense/kernel")
+    assert found.quantities["gradients"].first_step == 4
+    assert found.quantities["loss"].first_step is None
+    steps = found.per_step["main"].quantities
     assert steps["gradients"][:3] == [0, 0, 0] and steps["gradients"][3] == pytest.approx(1e-3)
 
 
 def test_nan_at_the_same_place_agrees_and_on_one_side_only_differs():
-    assert compare_traces(trace(nan_from=3), trace(nan_from=3), DETERMINISTIC)["ok"]
+    assert compare_traces(trace(nan_from=3), trace(nan_from=3), DETERMINISTIC).ok
     found = compare_traces(trace(nan_from=3), trace(nan_from=4), DETERMINISTIC)
-    assert found["first"]["step"] == 3
+    assert found.first.step == 3
 
 
 def test_a_shorter_trace_differs_at_its_first_missing_step():
     found = compare_traces(trace(6), trace(4), DETERMINISTIC)
-    assert found["missing_rows"] == 4
-    assert found["first"]["step"] == 5 and "missing" in found["first"]["what"]
+    assert found.missing_rows == 4
+    assert found.first.step == 5 and "missing" in found.first.what
 
 
 def test_variables_named_differently_are_matched_by_position():
     found = compare_traces(trace(), trace(variables=("dense_1/kernel", "dense_1/bias")), DETERMINISTIC)
-    assert found["ok"] and found["notes"]
+    assert found.ok and found.notes
 
 
 # -- orchestration on a fake script ---------------------------------------------------------------
@@ -245,7 +245,7 @@ def test_a_run_past_the_timeout_is_stopped_and_failed(fake_script, tmp_path, mon
 
 
 def test_an_interrupted_compare_writes_a_report_marked_incomplete(fake_script, tmp_path, monkeypatch):
-    start, calls = runs._start, []
+    start, calls = runs.start, []
 
     def start_then_ctrl_c(*args):
         calls.append(args)
@@ -253,7 +253,7 @@ def test_an_interrupted_compare_writes_a_report_marked_incomplete(fake_script, t
             raise KeyboardInterrupt
         return start(*args)
 
-    monkeypatch.setattr(runs, "_start", start_then_ctrl_c)
+    monkeypatch.setattr(runs, "start", start_then_ctrl_c)
     code, data, exp = run_compare(fake_script, tmp_path / "r")
     assert code == 130 and data["interrupted"] and not data["complete"]
     assert exp["verdict"] == "incomplete"
@@ -318,10 +318,10 @@ def test_infinities_and_nan_stay_distinct(fake_script, tmp_path, monkeypatch, a,
 
 
 def test_compare_results_reads_the_json_rule():  # failure 3
-    assert not compare_results({"x": "inf"}, {"x": "-inf"}, DETERMINISTIC)["ok"]
-    assert compare_results({"x": "-inf"}, {"x": "-inf"}, DETERMINISTIC)["ok"]
-    assert not compare_results({"x": "nan"}, {"x": 1.0}, DETERMINISTIC)["ok"]
-    assert compare_results({"x": None}, {"x": "nan"}, DETERMINISTIC)["ok"]  # older files: null was NaN
+    assert not compare_results({"x": "inf"}, {"x": "-inf"}, DETERMINISTIC).ok
+    assert compare_results({"x": "-inf"}, {"x": "-inf"}, DETERMINISTIC).ok
+    assert not compare_results({"x": "nan"}, {"x": 1.0}, DETERMINISTIC).ok
+    assert compare_results({"x": None}, {"x": "nan"}, DETERMINISTIC).ok  # older files: null was NaN
 
 
 def test_a_second_compare_into_the_same_out_is_refused_while_the_first_runs(fake_script, tmp_path, capsys):  # 8
@@ -385,8 +385,8 @@ def test_runs_start_longest_first_and_progress_shows_the_time_left(fake_script, 
     for backend, wall in (("jax", 1.0), ("tensorflow", 3.0), ("torch", 2.0)):  # as if measured last time
         path = out / "runs" / "my_script" / f"{backend}.outcome.json"
         path.write_text(json.dumps(dict(json.loads(path.read_text()), wall_s=wall)))
-    started, start = [], runs._start
-    monkeypatch.setattr(runs, "_start", lambda t, b, *a: started.append(b) or start(t, b, *a))
+    started, start = [], runs.start
+    monkeypatch.setattr(runs, "start", lambda t, b, *a: started.append(b) or start(t, b, *a))
     capsys.readouterr()
     assert cli.main(["compare", str(fake_script), "--out", str(out), "--backends", "jax,tensorflow,torch"]) == 0
     assert started == ["tensorflow", "torch", "jax"]
@@ -832,7 +832,7 @@ def test_a_stopped_run_leaves_no_unfinished_folder(tmp_path, monkeypatch, stop):
     seen, step = [], schedule._step
 
     def step_until_staged(running, timeout):
-        run = running.folders[running.index]
+        run = running.folder
         if list(run.parent.glob(f".{run.name}.new-*")):  # kclf run made its fresh folder
             seen.append(run.name)
             if stop == "ctrl-c":
@@ -947,10 +947,10 @@ def test_results_with_histories_of_another_shape_are_diffed_as_results():  # nex
     from kclf.compare import verdict
 
     ref = {"histories": [0.5, 0.25], "values": {"a": 1}}
-    assert verdict.where_they_part(ref, ref, None, None, DETERMINISTIC)["histories"] == []
+    assert verdict.where_they_part(ref, ref, None, None, DETERMINISTIC).histories == []
     odd = {"histories": {"fit": {"loss": ["nan", 0.5], "note": ["x"]}}}
     other = {"histories": {"fit": {"loss": [0.25, 0.5], "note": ["y"]}}}
     part = verdict.where_they_part(odd, other, None, None, DETERMINISTIC)
-    assert part["histories"] == [{"fit": "fit", "metric": "loss", "epoch": 1,
-                                  "reference": pytest.approx(math.nan, nan_ok=True), "backend": 0.25}]
+    assert part.histories == [verdict.HistoryParting("fit", "loss", 1, reference=pytest.approx(
+        math.nan, nan_ok=True), backend=0.25)]
     assert "history fit/loss from epoch 1 (0.25 vs nan)" in verdict.parting_text(part)

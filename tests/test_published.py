@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kclf import compare
+from kclf.compare.verdict import HistoryParting, StepParting
 from kclf.demos import cache, published
 from kclf.errors import KclfError
 
@@ -90,16 +91,17 @@ def test_where_they_part_names_the_step_epoch_and_early_stopping():
            "histories": {"fit": {"loss": [1.0, 0.5, 0.25, 0.125]}}}
     other = {"values": {"es": {"epochs": 70, "best_epoch": 18}},
              "histories": {"fit": {"loss": [1.0, 0.5, 0.2501, 0.13]}}}
-    traces = {"quantities": {"weights": {"first_step": 7, "first_run": "fit"}}}
+    first = compare.QuantityDiff(1e-3, 1e-3, first_step=7, first_run="fit", rtol=3e-5, atol=1e-6)
+    traces = compare.TraceDiff({"weights": first})
     frame = pd.DataFrame({"run": ["fit"] * 2, "step": [6, 7], "epoch": [1, 2]})
     part = compare.where_they_part(ref, other, traces, frame, compare.LECTURE_START)
-    assert part["steps"]["weights"] == {"run": "fit", "step": 7, "epoch": 3}
-    assert part["histories"] == [{"fit": "fit", "metric": "loss", "epoch": 3,
-                                  "reference": 0.25, "backend": 0.2501}]
+    assert part.steps["weights"] == StepParting(run="fit", step=7, epoch=3)
+    assert part.histories == [HistoryParting(fit="fit", metric="loss", epoch=3, reference=0.25,
+                                             backend=0.2501)]
     text = compare.parting_text(part)
     assert "weights from fit 'fit' step 7 (epoch 3)" in text
     assert "early stopping decides otherwise: es/epochs 70 vs 68" in text  # backend vs reference
-    same = compare.where_they_part(ref, ref, {"quantities": {}}, frame, compare.LECTURE_START)
+    same = compare.where_they_part(ref, ref, compare.TraceDiff({}), frame, compare.LECTURE_START)
     assert compare.parting_text(same).startswith("never beyond tolerance; early stopping decides the same")
 
 
@@ -112,8 +114,9 @@ def test_demo_tolerance_depends_on_the_start():
     tol = compare.LECTURE_START
     ok = compare.compare_results({"values": {"a": 0.0958622}}, {"values": {"a": 0.0958625}}, tol)
     bad = compare.compare_results({"values": {"a": 0.0958622}}, {"values": {"a": 0.0958822}}, tol)
-    assert ok["ok"] and not bad["ok"]
-    assert not compare.compare_results({"values": {"epochs": 68}}, {"values": {"epochs": 69}}, tol)["ok"]
+    assert ok.ok and not bad.ok
+    assert not compare.compare_results({"values": {"epochs": 68}}, {"values": {"epochs": 69}},
+                                       tol).ok
     assert np.isclose(tol.for_path("values/x")[0], 3e-5)
 
 

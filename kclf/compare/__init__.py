@@ -12,13 +12,23 @@ Exit code: 0 when every requested run agrees, 1 when one differs or failed, 2 fo
 usage error, 130 when interrupted (the partial report is written, marked INCOMPLETE).
 This package does not import keras: the runs do, in their own processes.
 The parts: tolerances (when numbers agree, declared by each experiment), diff (numbers,
-results, traces), runs (one run's process and outcome), schedule (which runs when, in how
-many processes), batch (the child running several experiments), verdict, figures, report
-(report.html, comparison.md and .json), cli.
+results, traces: ResultsDiff, TraceDiff), runs (one run's process and outcome: Job,
+RunOutcome), schedule (which runs when, in how many processes), batch (the child running
+several experiments), verdict (the comparison as data: Comparison, ExperimentComparison,
+PairComparison), figures, report (report.html, comparison.md and .json), cli.
 """
 
 from kclf.compare.cli import DEFAULT_OUT, add_arguments, main
-from kclf.compare.diff import compare_results, compare_traces, diffs, flatten, read_trace
+from kclf.compare.diff import (
+    QuantityDiff,
+    ResultsDiff,
+    TraceDiff,
+    compare_results,
+    compare_traces,
+    diffs,
+    flatten,
+    read_trace,
+)
 from kclf.compare.runs import (
     DEFAULT_TIMEOUT_S,
     RunOutcome,
@@ -42,6 +52,10 @@ from kclf.compare.tolerances import (
     tolerance_for,
 )
 from kclf.compare.verdict import (
+    Comparison,
+    ExperimentComparison,
+    PairComparison,
+    Parting,
     build,
     compare_experiment,
     compare_pair,
@@ -53,7 +67,9 @@ from kclf.compare.verdict import (
 __all__ = [
     "DEFAULT_OUT", "DEFAULT_TIMEOUT_S", "DETERMINISTIC", "IRIS", "LECTURE_START",
     "LONG_TRAINING", "NAMED", "NON_ZERO_DERIVATIVES", "OWN_DRAWS", "START_MODES", "STROKE",
-    "RunOutcome", "Target", "Tolerance", "add_arguments", "build", "compare_experiment",
+    "Comparison", "ExperimentComparison", "PairComparison", "Parting", "QuantityDiff",
+    "ResultsDiff", "RunOutcome", "Target", "TraceDiff", "Tolerance", "add_arguments", "build",
+    "compare_experiment",
     "compare_pair", "compare_results", "compare_traces", "diffs", "execute", "flatten", "main",
     "parting_text", "read_trace", "resolve_backends", "resolve_targets", "reuse", "run_timing",
     "tolerance_for", "where_they_part",

@@ -130,15 +130,16 @@ def _main(args, targets, backends, skipped, settings: Settings) -> int:
             outcomes, interrupted = execute(targets, backends, out, jobs=args.jobs, timeout=args.timeout,
                                             progress=_progress, settings=settings,
                                             batch=not args.separate)
-        data, frames = build(targets, backends, skipped, outcomes, tolerances, interrupted=interrupted)
-        page = report.write(out, data, frames)
+        comparison = build(targets, backends, skipped, outcomes, tolerances,
+                           interrupted=interrupted)
+        page = report.write(out, comparison)
 
-    for exp in data["experiments"].values():
-        where = f": {exp['where']}" if exp["where"] and exp["verdict"] != "agree" else ""
-        print(f"  {exp['name']:<22} {exp['verdict']}{where}", file=sys.stderr)
-    state = "" if data["complete"] else "INCOMPLETE "
+    for exp in comparison.experiments.values():
+        where = f": {exp.where}" if exp.where and exp.verdict != "agree" else ""
+        print(f"  {exp.name:<22} {exp.verdict}{where}", file=sys.stderr)
+    state = "" if comparison.complete else "INCOMPLETE "
     print(f"{state}report: {page} (also comparison.md, comparison.json)", file=sys.stderr)
-    return data["exit_code"]
+    return comparison.exit_code
 
 
 @contextmanager

@@ -7,6 +7,7 @@ agrees with NaN and an infinity with the same infinity, nothing else.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,49 @@ def _finite_max(values) -> float | None:
     return max(values) if values else None
 
 
-def compare_results(ref: dict, other: dict, tol: Tolerance) -> dict:
+@dataclass
+class LeafDiff:
+    """One leaf of two results: ``a`` the reference's value, ``b`` this backend's."""
+
+    path: str  # "a/b/0", as flatten names it
+    a: Any
+    b: Any
+    judged: bool  # it decides the verdict (else it is shown only)
+    ok: bool
+    abs_diff: float | None = None  # when both are numbers
+    rel_diff: float | None = None
+    note: str | None = None  # why it has no counterpart: "missing on the reference", ...
+
+    def to_json(self) -> dict:
+        out = {"path": self.path, "a": self.a, "b": self.b, "judged": self.judged,
+               "abs": self.abs_diff, "rel": self.rel_diff, "ok": self.ok}
+        return out if self.note is None else {**out, "note": self.note}
+
+
+@dataclass
+class ResultsDiff:
+    """Two results dicts leaf by leaf (:func:`compare_results`)."""
+
+    leaves: int  # on either side
+    judged: int  # of them, those that decide the verdict
+    max_abs: float | None  # over the numeric leaves
+    max_rel: float | None
+    worst: str | None  # the path of the largest |difference|
+    failing: list[LeafDiff]  # judged and beyond tolerance: the first 50
+    details: list[LeafDiff]  # every leaf, or the failing ones when there are over 200
+
+    @property
+    def ok(self) -> bool:
+        return not self.failing
+
+    def to_json(self) -> dict:
+        return {"leaves": self.leaves, "judged": self.judged, "max_abs": self.max_abs,
+                "max_rel": self.max_rel, "worst": self.worst, "ok": self.ok,
+                "failing": [leaf.to_json() for leaf in self.failing],
+                "details": [leaf.to_json() for leaf in self.details]}
+
+
+def compare_results(ref: dict, other: dict, tol: Tolerance) -> ResultsDiff:
     """Every leaf of two results dicts: numbers (with "nan", "inf", "-inf", and None as NaN
     from older files) within tolerance, anything else equal."""
     fa, fb = flatten(ref or {}), flatten(other or {})
@@ -67,30 +110,29 @@ def compare_results(ref: dict, other: dict, tol: Tolerance) -> dict:
     leaves = []
     for path in paths:
         rtol, atol, judged = tol.for_path(path)
-        leaf = {"path": path, "a": fa.get(path), "b": fb.get(path), "judged": judged,
-                "abs": None, "rel": None}
+        a, b = fa.get(path), fb.get(path)
         if path not in fa or path not in fb:
-            leaf["ok"] = False
-            leaf["note"] = "missing on " + ("the reference" if path not in fa else "this backend")
-        elif is_number(fa[path]) and is_number(fb[path]):
-            d, rel, bad = diffs(number(fa[path]), number(fb[path]), rtol, atol)
-            leaf.update(abs=float(d), rel=float(rel), ok=not bool(bad))
+            where = "the reference" if path not in fa else "this backend"
+            leaf = LeafDiff(path, a, b, judged, ok=False, note=f"missing on {where}")
+        elif is_number(a) and is_number(b):
+            d, rel, bad = diffs(number(a), number(b), rtol, atol)
+            leaf = LeafDiff(path, a, b, judged, ok=not bool(bad), abs_diff=float(d),
+                            rel_diff=float(rel))
         else:
-            leaf["ok"] = fa[path] == fb[path]
+            leaf = LeafDiff(path, a, b, judged, ok=a == b)
         leaves.append(leaf)
-    failing = [leaf for leaf in leaves if leaf["judged"] and not leaf["ok"]]
-    numeric = [leaf for leaf in leaves if leaf["abs"] is not None]
-    worst = max(numeric, key=lambda leaf: leaf["abs"], default=None)
-    return {
-        "leaves": len(leaves),
-        "judged": sum(leaf["judged"] for leaf in leaves),
-        "max_abs": _finite_max(leaf["abs"] for leaf in numeric),
-        "max_rel": _finite_max(leaf["rel"] for leaf in numeric),
-        "worst": worst["path"] if worst else None,
-        "ok": not failing,
-        "failing": failing[:50],
-        "details": leaves if len(leaves) <= 200 else failing[:50],
-    }
+    failing = [leaf for leaf in leaves if leaf.judged and not leaf.ok]
+    numeric = [leaf for leaf in leaves if leaf.abs_diff is not None]
+    worst = max(numeric, key=lambda leaf: leaf.abs_diff, default=None)
+    return ResultsDiff(
+        leaves=len(leaves),
+        judged=sum(leaf.judged for leaf in leaves),
+        max_abs=_finite_max(leaf.abs_diff for leaf in numeric),
+        max_rel=_finite_max(leaf.rel_diff for leaf in numeric),
+        worst=worst.path if worst else None,
+        failing=failing[:50],
+        details=leaves if len(leaves) <= 200 else failing[:50],
+    )
 
 
 # -- comparing traces -------------------------------------------------------------------
@@ -140,7 +182,89 @@ def _match_variables(ref, other) -> tuple[Any, list[str]]:
     return other, notes
 
 
-def compare_traces(ref, other, tol: Tolerance) -> dict:
+@dataclass
+class QuantityDiff:
+    """Weights, gradients or loss of two traces: the largest differences and the first step
+    beyond tolerance."""
+
+    max_abs: float | None  # over the rows on both sides
+    max_rel: float | None
+    first_step: int | None  # None: within tolerance at every step
+    first_run: str | None  # the training run of first_step
+    rtol: float
+    atol: float
+
+    @property
+    def within(self) -> bool:
+        return self.first_step is None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FirstDifference:
+    """Where two traces first part: the row (run, step, variable, index) and what differs."""
+
+    what: str  # "gradient 0.101 vs 0.1" (this backend's value first), "row missing on ..."
+    run: str | None = None  # None: no row to name ("no trace.csv from torch")
+    step: int | None = None
+    variable: str | None = None
+    index: str | None = None
+    quantity: str | None = None  # the first quantity beyond tolerance, when both have the row
+    column: str | None = None
+    a: float | None = None  # the reference's value
+    b: float | None = None  # this backend's
+
+    def to_json(self) -> dict:
+        keys = ("run", "step", "variable", "index", "quantity", "column", "a", "b", "what")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+@dataclass
+class StepSeries:
+    """One training run's max |difference| per step and quantity: what the log-scale figure
+    draws (None where it is not finite)."""
+
+    steps: list[int]
+    quantities: dict[str, list[float | None]]
+
+    def to_json(self) -> dict:
+        return {"step": self.steps, **self.quantities}
+
+
+@dataclass
+class TraceDiff:
+    """Two traces aligned on (run, step, variable, index) (:func:`compare_traces`), or one
+    side without a trace (:meth:`missing_from`)."""
+
+    quantities: dict[str, QuantityDiff]
+    first: FirstDifference | None = None  # None: within tolerance at every step
+    per_step: dict[str, StepSeries] = field(default_factory=dict)  # by training run
+    notes: list[str] = field(default_factory=list)
+    rows: int | None = None  # aligned rows; None when a side wrote no trace.csv
+    missing_rows: int | None = None  # rows on one side only
+
+    @classmethod
+    def missing_from(cls, backend: str) -> TraceDiff:
+        return cls({}, FirstDifference(f"no trace.csv from {backend}"))
+
+    @property
+    def ok(self) -> bool:
+        return self.first is None
+
+    def to_json(self) -> dict:
+        first = self.first.to_json() if self.first else None
+        quantities = {q: d.to_json() for q, d in self.quantities.items()}
+        per_step = {label: series.to_json() for label, series in self.per_step.items()}
+        if self.rows is None:  # the order comparison.json has always had for a missing trace
+            return {"ok": self.ok, "first": first, "quantities": quantities, "per_step": per_step,
+                    "notes": self.notes, "missing_rows": self.missing_rows}
+        return {"rows": self.rows, "missing_rows": self.missing_rows, "notes": self.notes,
+                "quantities": quantities, "first": first, "ok": self.ok, "per_step": per_step}
+
+
+def compare_traces(ref, other, tol: Tolerance) -> TraceDiff:
     """Align two trace frames on (run, step, variable, index) and diff weights, gradients, loss.
 
     A row present on one side only is a difference at its step. The first difference's
@@ -153,9 +277,7 @@ def compare_traces(ref, other, tol: Tolerance) -> dict:
     merged = merged.sort_values(["_order", "step"], kind="stable").reset_index(drop=True)
     present = (merged["_merge"] == "both").to_numpy()
     bad_any = ~present
-    summary: dict[str, Any] = {"rows": int(len(merged)), "missing_rows": int((~present).sum()),
-                               "notes": notes, "quantities": {}}
-    per_step_cols = {}
+    quantities, per_step_cols = {}, {}
     for quantity, columns in QUANTITIES.items():
         d_q = np.zeros(len(merged))
         rel_q = np.zeros(len(merged))
@@ -168,18 +290,14 @@ def compare_traces(ref, other, tol: Tolerance) -> dict:
             d_q, rel_q, bad_q = np.maximum(d_q, d), np.maximum(rel_q, rel), bad_q | bad
         d_q[~present], rel_q[~present], bad_q[~present] = np.nan, np.nan, False
         bad_any = bad_any | bad_q
-        first = _first(merged, bad_q, tol)
-        summary["quantities"][quantity] = {
-            "max_abs": _nanmax(d_q), "max_rel": _nanmax(rel_q),
-            "first_step": first["step"] if first else None,
-            "first_run": first["run"] if first else None,
-            "rtol": rtol, "atol": atol,
-        }
+        row = _first_row(merged, bad_q)
+        quantities[quantity] = QuantityDiff(
+            _nanmax(d_q), _nanmax(rel_q), first_step=None if row is None else int(row["step"]),
+            first_run=None if row is None else row["run"], rtol=rtol, atol=atol)
         per_step_cols[quantity] = d_q
-    summary["first"] = _first(merged, bad_any, tol, detail=True)
-    summary["ok"] = summary["first"] is None
-    summary["per_step"] = _per_step(merged, per_step_cols)
-    return summary
+    return TraceDiff(quantities, first=_first(merged, bad_any, tol),
+                     per_step=_per_step(merged, per_step_cols), notes=notes,
+                     rows=int(len(merged)), missing_rows=int((~present).sum()))
 
 
 def _nanmax(values: np.ndarray) -> float | None:
@@ -187,20 +305,24 @@ def _nanmax(values: np.ndarray) -> float | None:
     return float(finite.max()) if finite.size else None
 
 
-def _first(merged, bad: np.ndarray, tol: Tolerance, detail: bool = False) -> dict | None:
-    """The earliest step (any run, in run order at a tie) where ``bad`` holds."""
+def _first_row(merged, bad: np.ndarray):
+    """The earliest row (any run, in run order at a tie) where ``bad`` holds, or None."""
     if not bad.any():
         return None
     rows = merged[bad]
-    row = rows.loc[rows["step"].idxmin()]
-    first = {"run": row["run"], "step": int(row["step"])}
-    if not detail:
-        return first
-    first.update(variable=row["variable"], index=row["index"])
+    return rows.loc[rows["step"].idxmin()]
+
+
+def _first(merged, bad: np.ndarray, tol: Tolerance) -> FirstDifference | None:
+    """The earliest step where ``bad`` holds, and what differs there."""
+    row = _first_row(merged, bad)
+    if row is None:
+        return None
+    where = {"run": row["run"], "step": int(row["step"]), "variable": row["variable"],
+             "index": row["index"]}
     if row["_merge"] != "both":
         side = "the reference" if row["_merge"] == "right_only" else "this backend"
-        first["what"] = f"row missing on {side}"
-        return first
+        return FirstDifference(f"row missing on {side}", **where)
     for quantity, columns in QUANTITIES.items():
         for col in columns:
             if f"{col}_a" not in row or f"{col}_b" not in row:
@@ -208,15 +330,13 @@ def _first(merged, bad: np.ndarray, tol: Tolerance, detail: bool = False) -> dic
             a, b = row[f"{col}_a"], row[f"{col}_b"]
             _, _, out = diffs(a, b, *tol.for_quantity(quantity))
             if bool(out):
-                first.update(quantity=quantity, column=col, a=float(a), b=float(b))
                 # This backend's value first: the verdict names them "backend vs reference".
-                first["what"] = f"{col} {b:.7g} vs {a:.7g}"
-                return first
-    first["what"] = "difference"
-    return first
+                return FirstDifference(f"{col} {b:.7g} vs {a:.7g}", **where, quantity=quantity,
+                                       column=col, a=float(a), b=float(b))
+    return FirstDifference("difference", **where)
 
 
-def _per_step(merged, columns: dict[str, np.ndarray]) -> dict[str, dict[str, list]]:
+def _per_step(merged, columns: dict[str, np.ndarray]) -> dict[str, StepSeries]:
     """Max |difference| per (run, step) and quantity: what the log-scale figure draws."""
     import pandas as pd
 
@@ -224,8 +344,8 @@ def _per_step(merged, columns: dict[str, np.ndarray]) -> dict[str, dict[str, lis
     out = {}
     for label, group in frame.groupby("run", sort=False):
         steps = group.groupby("step", sort=True).max(numeric_only=True)
-        out[str(label)] = {"step": [int(s) for s in steps.index]}
-        for quantity in columns:
-            out[str(label)][quantity] = [None if not math.isfinite(v) else float(v)
-                                         for v in steps[quantity]]
+        out[str(label)] = StepSeries(
+            [int(s) for s in steps.index],
+            {quantity: [None if not math.isfinite(v) else float(v) for v in steps[quantity]]
+             for quantity in columns})
     return out

@@ -7,8 +7,12 @@ import io
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kclf.backend import BACKENDS
+
+if TYPE_CHECKING:
+    from kclf.compare.verdict import ExperimentComparison
 
 MAX_RUNS_PLOTTED = 6
 MAX_WEIGHT_SERIES = 8
@@ -83,32 +87,33 @@ def weights_figure(name: str, frames: dict) -> bytes:
     return _png(fig)
 
 
-def difference_figure(name: str, experiment: dict) -> bytes | None:
+def difference_figure(experiment: ExperimentComparison) -> bytes | None:
     """Max |difference| against the reference per step, log scale, one panel per run."""
     from kclf import plots
 
-    pairs = {b: p for b, p in experiment["pairs"].items() if p.get("traces") and p["traces"].get("per_step")}
+    pairs = {b: p for b, p in experiment.pairs.items() if p.traces and p.traces.per_step}
     if not pairs:
         return None
     labels: dict[str, None] = {}
     for pair in pairs.values():
-        labels.update(dict.fromkeys(pair["traces"]["per_step"]))
+        labels.update(dict.fromkeys(pair.traces.per_step))
     labels = list(labels)[:MAX_RUNS_PLOTTED]
-    fig, axes = plots.subplots(1, len(labels), f"{name}: max |difference| vs {experiment['reference']} "
-                               "per step (exact zeros leave gaps)", size=(max(4.5 * len(labels), 7), 3.6))
-    atols = sorted({q["atol"] for pair in pairs.values() for q in pair["traces"]["quantities"].values()})
+    fig, axes = plots.subplots(1, len(labels), f"{experiment.name}: max |difference| vs "
+                               f"{experiment.reference} per step (exact zeros leave gaps)",
+                               size=(max(4.5 * len(labels), 7), 3.6))
+    atols = sorted({q.atol for pair in pairs.values() for q in pair.traces.quantities.values()})
     for ax, label in zip(axes[0], labels):
         steps, nonzero = [], False
         for backend, pair in pairs.items():
-            series = pair["traces"]["per_step"].get(label)
+            series = pair.traces.per_step.get(label)
             if not series:
                 continue
-            steps += series["step"]
-            nonzero = nonzero or any(v for q in ("weights", "gradients", "loss") for v in series[q])
+            steps += series.steps
+            nonzero = nonzero or any(v for values in series.quantities.values() for v in values)
             for quantity, marker in (("weights", "o"), ("gradients", "^"), ("loss", "s")):
                 # NaN (a gap) for 0 and for missing values: a log axis cannot show 0.
-                ys = [v if v else math.nan for v in series[quantity]]
-                ax.plot(series["step"], ys, color=_color(backend), marker=marker, markersize=2.5,
+                ys = [v if v else math.nan for v in series.quantities[quantity]]
+                ax.plot(series.steps, ys, color=_color(backend), marker=marker, markersize=2.5,
                         linewidth=0.6, alpha=0.8, label=f"{backend} {quantity}")
         for atol in atols:
             ax.axhline(atol, color="grey", linewidth=0.8, linestyle="-.", label=f"atol {atol:g}")
@@ -124,7 +129,9 @@ def difference_figure(name: str, experiment: dict) -> bytes | None:
     return _png(fig)
 
 
-def make_figures(name: str, experiment: dict, frames: dict) -> list[Figure]:
+def make_figures(experiment: ExperimentComparison) -> list[Figure]:
+    """The experiment's figures, from the traces it diffed (none without traces)."""
+    name, frames = experiment.name, experiment.frames
     if not frames:
         return []
     stem = "figures/" + re.sub(r"[^A-Za-z0-9_.-]", "_", name)
@@ -132,10 +139,8 @@ def make_figures(name: str, experiment: dict, frames: dict) -> list[Figure]:
         Figure(f"{stem}-loss.png", "loss per step, one line per backend", loss_figure(name, frames)),
         Figure(f"{stem}-weights.png", "weight trajectories per backend", weights_figure(name, frames)),
     ]
-    diff = difference_figure(name, experiment)
+    diff = difference_figure(experiment)
     if diff is not None:
-        figures.append(Figure(f"{stem}-difference.png",
-                              f"max |difference| against {experiment['reference']} per step (log scale)", diff))
+        figures.append(Figure(f"{stem}-difference.png", f"max |difference| against "
+                              f"{experiment.reference} per step (log scale)", diff))
     return figures
-
-

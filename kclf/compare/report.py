@@ -1,8 +1,8 @@
 """The comparison report: comparison.md, comparison.json, report.html and the figures.
 
-Built from kclf.compare's data as a list of blocks (headings, paragraphs, tables,
-figures), rendered once as Markdown and once as one self-contained HTML page (images
-inlined as base64, readable offline). Everything is rendered in memory first and then
+Built from the comparison (kclf.compare.verdict.Comparison) as a list of blocks (headings,
+paragraphs, tables, figures), rendered once as Markdown and once as one self-contained HTML
+page (images inlined as base64, readable offline). Everything is rendered in memory first and then
 written with kclf.fsio.atomic_write while Ctrl-C waits, so an interrupted compare
 leaves the previous report or a whole new one, never a torn file.
 """
@@ -15,7 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from kclf.compare.diff import QuantityDiff
 from kclf.compare.figures import Figure, make_figures
+from kclf.compare.verdict import Comparison, ExperimentComparison, parting_text
 from kclf.fsio import atomic_write, ctrl_c_waits
 from kclf.jsonio import dumps
 
@@ -45,126 +47,127 @@ def _secs(value) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
-def _first_step(q: dict) -> str:
-    if q.get("first_step") is None:
+def _first_step(q: QuantityDiff) -> str:
+    if q.within:
         return "—"
-    return f"{q['first_run']!r} step {q['first_step']}"
+    return f"{q.first_run!r} step {q.first_step}"
 
 
 # -- blocks -----------------------------------------------------------------------------------
-def _status_line(data: dict) -> tuple[str, str]:
-    total, ok = data["runs_total"], data["runs_ok"]
-    if data["complete"]:
+def _status_line(data: Comparison) -> tuple[str, str]:
+    total, ok = data.runs_total, data.runs_ok
+    if data.complete:
         return "p", f"Complete: all {total} runs finished."
-    why = "compare was interrupted; " if data["interrupted"] else ""
+    why = "compare was interrupted; " if data.interrupted else ""
     return "banner", f"INCOMPLETE: {why}{ok} of {total} runs finished ok; the others are marked below."
 
 
-def _overview(data: dict) -> Table:
-    backends, skipped = data["backends"], data["skipped_backends"]
+def _overview(data: Comparison) -> Table:
+    backends, skipped = data.backends, data.skipped_backends
     rows = []
-    for exp in data["experiments"].values():
+    for exp in data.experiments.values():
         cells = []
         for b in backends:
-            run = exp["runs"][b]
-            wall = run["timing"]["total_s"]
-            cells.append(run["status"] + (f" ({wall:.1f} s)" if wall is not None else ""))
-        rows.append([exp["name"], exp["verdict"], exp["where"] or "—", *cells, *skipped.values()])
+            run = exp.runs[b]
+            wall = run.timing.total_s
+            cells.append(run.outcome.status + (f" ({wall:.1f} s)" if wall is not None else ""))
+        rows.append([exp.name, exp.verdict, exp.where or "—", *cells, *skipped.values()])
     return Table(["experiment", "verdict", "where", *backends, *skipped], rows)
 
 
-def _differences(exp: dict) -> Table | None:
+def _differences(exp: ExperimentComparison) -> Table | None:
     rows = []
-    for backend, pair in exp["pairs"].items():
-        traces = pair["traces"]
-        judged = "" if pair["traces_judged"] else " (informational)"
+    for backend, pair in exp.pairs.items():
+        traces = pair.traces
+        judged = "" if pair.traces_judged else " (informational)"
         if traces is not None:
-            for quantity, q in traces["quantities"].items():
-                ok = q["first_step"] is None
-                rows.append([backend, quantity + judged, _num(q["max_abs"]), _num(q["max_rel"]),
-                             f"{q['rtol']:g}, {q['atol']:g}", _first_step(q), "yes" if ok else "NO"])
-            if traces.get("missing_rows"):
+            for quantity, q in traces.quantities.items():
+                rows.append([backend, quantity + judged, _num(q.max_abs), _num(q.max_rel),
+                             f"{q.rtol:g}, {q.atol:g}", _first_step(q),
+                             "yes" if q.within else "NO"])
+            if traces.missing_rows:
                 rows.append([backend, "trace rows" + judged, "—", "—", "—",
-                             f"{traces['missing_rows']} rows on one side only", "NO"])
-            if not traces["quantities"]:
-                rows.append([backend, "trace" + judged, "—", "—", "—", traces["first"]["what"], "NO"])
-        res = pair["results"]
-        worst = f"largest: {res['worst']}" if res["max_abs"] else "—"
-        rows.append([backend, f"results ({res['judged']} of {res['leaves']} judged)", _num(res["max_abs"]),
-                     _num(res["max_rel"]), "by name", worst, "yes" if res["ok"] else "NO"])
+                             f"{traces.missing_rows} rows on one side only", "NO"])
+            if not traces.quantities:
+                rows.append([backend, "trace" + judged, "—", "—", "—", traces.first.what, "NO"])
+        res = pair.results
+        worst = f"largest: {res.worst}" if res.max_abs else "—"
+        rows.append([backend, f"results ({res.judged} of {res.leaves} judged)", _num(res.max_abs),
+                     _num(res.max_rel), "by name", worst, "yes" if res.ok else "NO"])
     if not rows:
         return None
     return Table(["backend", "what", "max abs diff", "max rel diff", "rtol, atol",
                   "first step beyond tolerance", "within tolerance"], rows)
 
 
-def _failing_leaves(exp: dict) -> Table | None:
+def _failing_leaves(exp: ExperimentComparison) -> Table | None:
     rows = []
-    for backend, pair in exp["pairs"].items():
-        for leaf in pair["results"]["failing"][:10]:
-            rows.append([backend, leaf["path"], repr(leaf["a"]), repr(leaf["b"]),
-                         leaf.get("note") or _num(leaf["abs"]), _num(leaf["rel"])])
+    for backend, pair in exp.pairs.items():
+        for leaf in pair.results.failing[:10]:
+            rows.append([backend, leaf.path, repr(leaf.a), repr(leaf.b),
+                         leaf.note or _num(leaf.abs_diff), _num(leaf.rel_diff)])
     return Table(["backend", "result", "reference", "this backend", "abs diff", "rel diff"], rows) if rows else None
 
 
-def _timing(exp: dict, data: dict) -> Table:
+def _timing(exp: ExperimentComparison, data: Comparison) -> Table:
     rows = []
-    for backend, run in exp["runs"].items():
-        t = run["timing"]
-        version = (run.get("versions") or {}).get(backend) or data["versions"].get(backend, "")
-        rows.append([backend, run["status"], _secs(t["startup_s"]), _secs(t["first_step_s"]),
-                     _num(t["steady_steps_per_s"]), _secs(t["total_s"]), version])
-    for backend, why in data["skipped_backends"].items():
+    for backend, run in exp.runs.items():
+        t = run.timing
+        version = (run.versions or {}).get(backend) or data.versions.get(backend, "")
+        rows.append([backend, run.outcome.status, _secs(t.startup_s), _secs(t.first_step_s),
+                     _num(t.steady_steps_per_s), _secs(t.total_s), version])
+    for backend, why in data.skipped_backends.items():
         rows.append([backend, why, "—", "—", "—", "—", ""])
     return Table(["backend", "status", "start-up s", "first step s", "steady steps/s", "total s",
                   "version"], rows)
 
 
-def build_blocks(data: dict, figures: dict[str, list[Figure]]) -> list[tuple[str, object]]:
-    ref = data["reference"]
+def build_blocks(data: Comparison, figures: dict[str, list[Figure]]) -> list[tuple[str, object]]:
+    ref = data.reference
     blocks: list[tuple[str, object]] = [("h1", "Backend comparison"), _status_line(data)]
-    versions = data["versions"]
+    versions = data.versions
     names = ", ".join(f"{b} {versions.get(b, '')}" + (" (reference)" if b == ref else "")
-                      for b in data["backends"])
+                      for b in data.backends)
     blocks.append(("p", f"Backends: {names}; keras {versions.get('keras')}, python "
-                        f"{versions.get('python')}. Created {data['created']} by kclf {data['kclf']}."))
-    for backend, why in data["skipped_backends"].items():
+                        f"{versions.get('python')}. Created {data.created} by kclf {data.kclf}."))
+    for backend, why in data.skipped_backends.items():
         blocks.append(("p", f"{backend}: {why}."))
-    verdicts = [e["verdict"] for e in data["experiments"].values()]
+    verdicts = [e.verdict for e in data.experiments.values()]
     counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
     blocks.append(("p", f"Verdict: {counts or 'nothing compared'}."))
     blocks += [("h2", "Overview"), ("table", _overview(data))]
-    for name, exp in data["experiments"].items():
+    for name, exp in data.experiments.items():
         blocks.append(("h2", name))
-        if exp.get("script"):
-            blocks.append(("p", f"Script: {exp['script']}"))
-        blocks.append(("p", f"Verdict: {exp['verdict']}" + (f" ({exp['where']})" if exp["where"] else "")))
-        tol = exp["tolerance"]
-        blocks.append(("p", f"Tolerance: rtol {tol['rtol']:g}, atol {tol['atol']:g}; {tol['why']}. "
-                            f"Reference: {exp['reference'] or 'none (no run finished)'}."))
+        if exp.script:
+            blocks.append(("p", f"Script: {exp.script}"))
+        blocks.append(("p", f"Verdict: {exp.verdict}" + (f" ({exp.where})" if exp.where else "")))
+        tol = exp.tolerance
+        blocks.append(("p", f"Tolerance: rtol {tol.rtol:g}, atol {tol.atol:g}; {tol.why}. "
+                            f"Reference: {exp.reference or 'none (no run finished)'}."))
         table = _differences(exp)
         if table:
-            blocks += [("h3", f"Differences against {exp['reference']}"), ("table", table)]
-            for backend, pair in exp["pairs"].items():
-                for note in (pair["traces"] or {}).get("notes", []):
+            blocks += [("h3", f"Differences against {exp.reference}"), ("table", table)]
+            for backend, pair in exp.pairs.items():
+                for note in pair.traces.notes if pair.traces else []:
                     blocks.append(("p", f"{backend}: {note}"))
-        for backend, pair in exp["pairs"].items():
-            if pair.get("parting"):
-                blocks.append(("p", f"Where {backend} parts from {exp['reference']}: "
-                                    f"{pair['parting']['text']}."))
+        for backend, pair in exp.pairs.items():
+            if pair.parting:
+                blocks.append(("p", f"Where {backend} parts from {exp.reference}: "
+                                    f"{parting_text(pair.parting)}."))
         leaves = _failing_leaves(exp)
         if leaves:
             blocks += [("h3", "Results beyond tolerance"), ("table", leaves)]
         blocks += [("h3", "Time per backend"), ("table", _timing(exp, data)), ("p", TIMING_NOTE)]
-        failed = {b: r for b, r in exp["runs"].items() if r["status"] != "ok"}
+        failed = {b: r.outcome for b, r in exp.runs.items() if r.outcome.status != "ok"}
         if failed:
             blocks.append(("h3", "Failures"))
             for backend, run in failed.items():
-                logs = f" (logs: {run['dir']}.stderr.log, .stdout.log)" if run["returncode"] is not None else ""
-                blocks.append(("p", f"{backend}: {run['status']}" + (f": {run['error']}" if run["error"] else "")
-                               + logs))
-                if run["stderr_tail"]:
-                    blocks.append(("pre", "\n".join(run["stderr_tail"])))
+                logs = (f" (logs: {run.dir}.stderr.log, .stdout.log)"
+                        if run.returncode is not None else "")
+                error = f": {run.error}" if run.error else ""
+                blocks.append(("p", f"{backend}: {run.status}{error}{logs}"))
+                if run.stderr_tail:
+                    blocks.append(("pre", "\n".join(run.stderr_tail)))
         if figures.get(name):
             blocks.append(("h3", "Figures"))
             blocks += [("figure", fig) for fig in figures[name]]
@@ -243,15 +246,14 @@ def render_html(blocks, incomplete: bool) -> str:
     return "\n".join(parts)
 
 
-def write(out: Path, data: dict, frames: dict) -> Path:
+def write(out: Path, data: Comparison) -> Path:
     """Write figures, comparison.json, comparison.md and report.html into ``out``; return the page."""
     out = Path(out)
-    figures = {name: make_figures(name, exp, frames.get(name) or {})
-               for name, exp in data["experiments"].items()}
+    figures = {name: make_figures(exp) for name, exp in data.experiments.items()}
     blocks = build_blocks(data, figures)
     markdown = render_markdown(blocks)
-    page = render_html(blocks, incomplete=not data["complete"])
-    payload = dumps(data, indent=1)  # kclf.jsonio's rule: NaN, inf, -inf as "nan", "inf", "-inf"
+    page = render_html(blocks, incomplete=not data.complete)
+    payload = dumps(data.to_json(), indent=1)  # kclf.jsonio: NaN, inf, -inf as "nan", "inf", "-inf"
     with ctrl_c_waits():
         for figs in figures.values():
             for fig in figs:

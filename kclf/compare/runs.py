@@ -5,6 +5,9 @@ folder is OUT/runs/NAME/BACKEND, its logs and outcome beside it (BACKEND.stdout.
 BACKEND.stderr.log, BACKEND.outcome.json). A run that reports another backend than the one
 it was started for fails.
 
+A process is a :class:`Job` (:func:`start` for one run, :func:`start_batch` for several of
+one backend); kclf.compare.schedule decides which start when and watches them through it.
+
 The outcome also records what the run was made with (:func:`made_with`: kclf's version, the
 backend's versions, --devices, and the --start, --edition and --data that apply to it), so
 that ``--reuse`` takes a run only if this compare would have made it the same way; any other,
@@ -191,22 +194,143 @@ def command_for(target: Target, backend: str, out: Path, settings: Settings | No
 
 
 @dataclass
-class _Active:
-    """A running process: one run, or (batched) several of one backend, one after another."""
+class Job:
+    """A running process: one run, or (batched) several of one backend, one after another.
+
+    :func:`start` and :func:`start_batch` make one; kclf.compare.schedule watches it with
+    :meth:`exited` and :meth:`collect`, ends it with :meth:`stop` or :meth:`close`, and
+    turns its current run into a :class:`RunOutcome` with :meth:`finish`.
+    """
 
     keys: list[tuple[str, str]]  # (name, backend), in the order the process runs them
     folders: list[Path]
     proc: subprocess.Popen
     started: float  # when its current run began
     files: tuple = ()
-    index: int = 0
+    index: int = 0  # its current run; len(keys) once every run has finished
     batched: bool = False
     script: bool = False  # a user's script: exit 0 is the only success (README, "Compare your own script")
     made: list = field(default_factory=list)  # made_with, per run
 
     @property
     def key(self) -> tuple[str, str]:
+        """(name, backend) of its current run."""
         return self.keys[self.index]
+
+    @property
+    def folder(self) -> Path:
+        """Its current run's folder."""
+        return self.folders[self.index]
+
+    @property
+    def left(self) -> list[tuple[str, str]]:
+        """The runs it has not finished: the current one, then those after it."""
+        return self.keys[self.index:]
+
+    @property
+    def done(self) -> bool:
+        """Every run of it has finished."""
+        return self.index == len(self.keys)
+
+    def exited(self) -> bool:
+        return self.proc.poll() is not None
+
+    def stop(self) -> None:
+        procs.stop(self.proc)
+
+    def finish(self, status: str | None = None, error: str | None = None,
+               returncode: int | None = None) -> RunOutcome:
+        """Close the current run (finished, or stopped with ``status``), read what it wrote
+        and record its outcome beside its folder; the job moves on to its next run."""
+        name, backend = self.key
+        folder = self.folder
+        out = RunOutcome(name, backend, str(folder), batched=self.batched,
+                         made=self.made[self.index] if self.made else None)
+        if not self.batched or self.proc.poll() is not None:
+            for fh in self.files:
+                fh.close()
+        if status:  # stopped (Ctrl-C, timeout): its process cannot clean up after itself
+            _remove_unfinished(folder)
+        out.wall_s = time.monotonic() - self.started
+        out.returncode = self.proc.returncode if returncode is None else returncode
+        out.stderr_tail = procs.tail(beside(folder, "stderr.log"), STDERR_LINES)
+        summary, problem = _load_summary(folder)
+        summary_error = (summary or {}).get("error")
+        if status:
+            out.status, out.error = status, error
+        elif out.returncode == 0 and problem == "missing":
+            out.status = "failed"
+            out.error = "exited 0 but wrote no summary.json (a script must call kclf.runner.save)"
+        elif out.returncode == 0 and summary is None:
+            out.status = "failed"
+            out.error = (f"{folder / 'summary.json'}: {problem}; expected the summary.json "
+                         "kclf.runner.save writes")
+        elif out.returncode == 0:
+            out.status = "ok" if summary.get("status", "ok") == "ok" else summary["status"]
+            out.error = summary_error
+        elif out.returncode == 3 and not self.script and (summary or {}).get("status") == "diverged":
+            # kclf run's exit 3: the training diverged, as its summary says. Any other exit 3 (a
+            # user's script's own, or a run that wrote no such summary) is a failure.
+            out.status, out.error = "diverged", summary_error or "training diverged"
+        elif out.returncode == 130 and not self.script:
+            out.status, out.error = "interrupted", "interrupted"
+        else:
+            out.status = "failed"
+            how = f"killed by signal {-out.returncode}" if out.returncode < 0 else f"exit {out.returncode}"
+            last = out.stderr_tail[-1] if out.stderr_tail else ""
+            out.error = f"{how}: {summary_error or last}".rstrip(": ")
+        _read_summary(out)
+        record = {k: v for k, v in asdict(out).items() if k != "summary"}
+        atomic_write(beside(folder, OUTCOME), json.dumps(record, indent=1))
+        self.index += 1
+        self.started = time.monotonic()
+        return out
+
+    def collect(self) -> list[RunOutcome]:
+        """A batch's runs that ended since the last call (kclf.compare.batch writes each one's
+        exit code beside its folder), in order; the job moves on past them."""
+        finished = []
+        while self.batched and not self.done:
+            try:
+                code = json.loads(beside(self.folder, EXIT).read_text())["returncode"]
+            except (OSError, ValueError, KeyError):
+                break
+            finished.append(self.finish(returncode=code))
+        return finished
+
+    def close(self) -> None:
+        """After a batch's last run: the process ends on its own, else it is stopped."""
+        try:
+            self.proc.wait(timeout=30)
+        except Exception:
+            self.stop()
+        for fh in self.files:
+            fh.close()
+
+
+def start(target: Target, backend: str, folder: Path, settings: Settings) -> Job:
+    """One run in a process of its own, into a fresh ``folder``, its logs beside it."""
+    resolved = _fresh(folder)
+    env = procs.python_env(KERAS_BACKEND=backend, KCLF_OUT=str(resolved))
+    if target.script is not None and settings.data is not None:
+        env["KCLF_DATA"] = settings.data  # a user's script reads --data from here
+    stdout = open(beside(folder, "stdout.log"), "wb")
+    stderr = open(beside(folder, "stderr.log"), "wb")
+    proc = procs.spawn(command_for(target, backend, resolved, settings), env, stdout, stderr)
+    return Job([(target.name, backend)], [folder], proc, time.monotonic(), (stdout, stderr),
+               script=target.script is not None, made=[made_with(target, backend, settings)])
+
+
+def start_batch(names: list[str], backend: str, folders: list[Path], settings: Settings) -> Job:
+    """One process for several experiments of one backend (kclf.compare.batch): keras and the
+    backend are imported once. Each run still gets its own folder, logs and outcome."""
+    items = [f"{name}={_fresh(folder)}" for name, folder in zip(names, folders)]
+    env = procs.python_env(KERAS_BACKEND=backend)
+    log = open(folders[0].parent.parent / f"batch-{backend}.log", "wb")
+    proc = procs.spawn([sys.executable, "-m", "kclf.compare.batch", backend,
+                        f"--edition={settings.edition}", *items], env, log, log)
+    return Job([(n, backend) for n in names], list(folders), proc, time.monotonic(), (log,),
+               batched=True, made=[made_with(Target(n), backend, settings) for n in names])
 
 
 def _fresh(folder: Path) -> Path:
@@ -225,30 +349,6 @@ def _remove_unfinished(folder: Path) -> None:
     and .BACKEND.old-*): killed, it never swapped them in or removed them itself."""
     for left in folder.parent.glob(f".{folder.name}.*-*"):
         shutil.rmtree(left, ignore_errors=True)
-
-
-def _start(target: Target, backend: str, folder: Path, settings: Settings) -> _Active:
-    resolved = _fresh(folder)
-    env = procs.python_env(KERAS_BACKEND=backend, KCLF_OUT=str(resolved))
-    if target.script is not None and settings.data is not None:
-        env["KCLF_DATA"] = settings.data  # a user's script reads --data from here
-    stdout = open(beside(folder, "stdout.log"), "wb")
-    stderr = open(beside(folder, "stderr.log"), "wb")
-    proc = procs.spawn(command_for(target, backend, resolved, settings), env, stdout, stderr)
-    return _Active([(target.name, backend)], [folder], proc, time.monotonic(), (stdout, stderr),
-                   script=target.script is not None, made=[made_with(target, backend, settings)])
-
-
-def _start_batch(names: list[str], backend: str, folders: list[Path], settings: Settings) -> _Active:
-    """One process for several experiments of one backend (kclf.compare.batch): keras and the
-    backend are imported once. Each run still gets its own folder, logs and outcome."""
-    items = [f"{name}={_fresh(folder)}" for name, folder in zip(names, folders)]
-    env = procs.python_env(KERAS_BACKEND=backend)
-    log = open(folders[0].parent.parent / f"batch-{backend}.log", "wb")
-    proc = procs.spawn([sys.executable, "-m", "kclf.compare.batch", backend,
-                        f"--edition={settings.edition}", *items], env, log, log)
-    return _Active([(n, backend) for n in names], list(folders), proc, time.monotonic(), (log,),
-                   batched=True, made=[made_with(Target(n), backend, settings) for n in names])
 
 
 SUMMARY_STATUSES = ("ok", "diverged", "failed", "interrupted")  # what kclf.runner writes
@@ -287,51 +387,6 @@ def _read_summary(outcome: RunOutcome) -> None:
                          "KERAS_BACKEND itself (kclf compare sets it)")
         outcome.summary = None
 
-
-def _finish(active: _Active, status: str | None = None, error: str | None = None,
-            returncode: int | None = None) -> RunOutcome:
-    """Close active's current run (finished or stopped) and read what it wrote."""
-    name, backend = active.key
-    folder = active.folders[active.index]
-    out = RunOutcome(name, backend, str(folder), batched=active.batched,
-                     made=active.made[active.index] if active.made else None)
-    if not active.batched or active.proc.poll() is not None:
-        for fh in active.files:
-            fh.close()
-    if status:  # stopped (Ctrl-C, timeout): its process cannot clean up after itself
-        _remove_unfinished(folder)
-    out.wall_s = time.monotonic() - active.started
-    out.returncode = active.proc.returncode if returncode is None else returncode
-    out.stderr_tail = procs.tail(beside(folder, "stderr.log"), STDERR_LINES)
-    summary, problem = _load_summary(folder)
-    summary_error = (summary or {}).get("error")
-    if status:
-        out.status, out.error = status, error
-    elif out.returncode == 0 and problem == "missing":
-        out.status = "failed"
-        out.error = "exited 0 but wrote no summary.json (a script must call kclf.runner.save)"
-    elif out.returncode == 0 and summary is None:
-        out.status = "failed"
-        out.error = (f"{folder / 'summary.json'}: {problem}; expected the summary.json "
-                     "kclf.runner.save writes")
-    elif out.returncode == 0:
-        out.status = "ok" if summary.get("status", "ok") == "ok" else summary["status"]
-        out.error = summary_error
-    elif out.returncode == 3 and not active.script and (summary or {}).get("status") == "diverged":
-        # kclf run's exit 3: the training diverged, as its summary says. Any other exit 3 (a
-        # user's script's own, or a run that wrote no such summary) is a failure.
-        out.status, out.error = "diverged", summary_error or "training diverged"
-    elif out.returncode == 130 and not active.script:
-        out.status, out.error = "interrupted", "interrupted"
-    else:
-        out.status = "failed"
-        how = f"killed by signal {-out.returncode}" if out.returncode < 0 else f"exit {out.returncode}"
-        last = out.stderr_tail[-1] if out.stderr_tail else ""
-        out.error = f"{how}: {summary_error or last}".rstrip(": ")
-    _read_summary(out)
-    record = {k: v for k, v in asdict(out).items() if k != "summary"}
-    atomic_write(beside(folder, OUTCOME), json.dumps(record, indent=1))
-    return out
 
 
 def reuse(targets: list[Target], backends: list[str], out: Path,

@@ -18,9 +18,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from kclf import _interrupt, procs
+from kclf import _interrupt
 from kclf.compare import runs
-from kclf.compare.runs import EXIT, OUTCOME, RunOutcome, Target, beside, run_dir
+from kclf.compare.runs import OUTCOME, RunOutcome, Target, beside, run_dir
 
 
 class Estimate:
@@ -55,7 +55,7 @@ class Estimate:
         now, total = time.monotonic(), 0.0
         pending = [k for job in queued for k in job]
         for running in active.values():
-            pending += running.keys[running.index + 1:]
+            pending += running.left[1:]
             guess = self.of(running.key)
             if guess is None:
                 return None
@@ -83,46 +83,29 @@ def plan(targets: list[Target], backends: list[str], batch: bool) -> list[list[t
     return jobs
 
 
-def _launch(job, by_name: dict[str, Target], out: Path, settings: runs.Settings):
+def _launch(job, by_name: dict[str, Target], out: Path, settings: runs.Settings) -> runs.Job:
     if len(job) == 1:
         (name, backend), = job
-        return runs._start(by_name[name], backend, run_dir(out, name, backend), settings)
+        return runs.start(by_name[name], backend, run_dir(out, name, backend), settings)
     backend = job[0][1]
-    return runs._start_batch([n for n, _ in job], backend, [run_dir(out, n, backend) for n, _ in job],
-                             settings)
+    return runs.start_batch([n for n, _ in job], backend, [run_dir(out, n, backend) for n, _ in job],
+                            settings)
 
 
-def _step(running, timeout: float):
+def _step(running: runs.Job, timeout: float):
     """(finished outcomes, runs to start again alone, whether the process is done)."""
-    finished, again = [], []
-    if running.batched:
-        while running.index < len(running.keys):
-            folder = running.folders[running.index]
-            try:
-                code = json.loads(beside(folder, EXIT).read_text())["returncode"]
-            except (OSError, ValueError, KeyError):
-                break
-            finished.append(runs._finish(running, returncode=code))
-            running.index += 1
-            running.started = time.monotonic()
-        if running.index == len(running.keys):
-            try:
-                running.proc.wait(timeout=30)  # the batch ends on its own after its last run
-            except Exception:
-                procs.stop(running.proc)
-            for fh in running.files:
-                fh.close()
-            return finished, again, True
-    exited = running.proc.poll() is not None
-    if exited:
-        finished.append(runs._finish(running))
+    finished = running.collect()
+    if running.done:
+        running.close()
+        return finished, [], True
+    if running.exited():
+        finished.append(running.finish())
     elif time.monotonic() - running.started > timeout:
-        procs.stop(running.proc)
-        finished.append(runs._finish(running, "timeout", f"exceeded the per-run timeout of {timeout:g} s"))
+        running.stop()
+        finished.append(running.finish("timeout", f"exceeded the per-run timeout of {timeout:g} s"))
     else:
-        return finished, again, False
-    again = [[key] for key in running.keys[running.index + 1:]]
-    return finished, again, True
+        return finished, [], False
+    return finished, [[key] for key in running.left], True
 
 
 @contextmanager
@@ -158,7 +141,7 @@ def execute(
     queue = sorted(plan(targets, backends, batch), key=lambda job: -estimate.job(job))  # stable
     total = sum(len(job) for job in queue)
     outcomes: dict[tuple[str, str], RunOutcome] = {}
-    active: dict[int, runs._Active] = {}
+    active: dict[int, runs.Job] = {}
     begun = time.monotonic()
 
     def done(result: RunOutcome) -> None:
@@ -187,9 +170,10 @@ def execute(
     except KeyboardInterrupt:
         _interrupt.caught()
         for running in active.values():
-            procs.stop(running.proc)
-            outcomes[running.key] = runs._finish(running, "interrupted", "Ctrl-C before it finished")
-            queue.append(running.keys[running.index + 1:])
+            running.stop()
+            result = running.finish("interrupted", "Ctrl-C before it finished")
+            outcomes[(result.experiment, result.backend)] = result
+            queue.append(running.left)
         for name, backend in (key for job in queue for key in job):
             outcomes[(name, backend)] = RunOutcome(
                 name, backend, str(run_dir(out, name, backend)),
