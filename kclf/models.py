@@ -6,8 +6,11 @@ Keras's own seeded initialisers draw different numbers per backend; with ``seed`
 kclf draws the initial weights with NumPy instead, so all three backends start
 from identical values.
 
-    >>> model = logistic_regression(2, weights=([[1.0], [2.0]], [-10.0]))  # doctest: +SKIP
-    >>> compile_model(model, "binary", optimizer="sgd")                     # doctest: +SKIP
+    >>> import numpy as np
+    >>> model = logistic_regression(2, weights=([[1.0], [2.0]], [-10.0]))
+    >>> model = compile_model(model, "binary", optimizer="sgd")
+    >>> model.predict(np.array([[1.0, 2.0]]), verbose=0).round(4)    # σ(1 + 4 − 10)
+    array([[0.0067]], dtype=float32)
 """
 
 from __future__ import annotations
