@@ -4,6 +4,7 @@ the slide's figures."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from kclf.demos import cache, cells, published, start
@@ -57,7 +58,7 @@ def starter_for(ctx, demo: str, data_file: Path | None):
         return start.Lecture(), None
     capture = cache.ensure(demo, data_file, STARTS[ctx.start].edition)
     fits, _ = cache.load(capture)
-    every = __import__(f"kclf.demos.{demo}", fromlist=["TRACE_EVERY"]).TRACE_EVERY
+    every = importlib.import_module(f"kclf.demos.{demo}").TRACE_EVERY
     ctx.print(f"# start: the {ctx.edition} edition's {STARTS[ctx.start].backend} run's initial "
               f"weights and batch order ({capture})")
     return start.Replay(fits, every=every), capture
@@ -65,6 +66,7 @@ def starter_for(ctx, demo: str, data_file: Path | None):
 
 def run(ctx, demo: str, data_file: Path | None, prefix: str = "") -> dict:
     """Run ``demo`` alone under ``ctx.start`` and ``ctx.edition``: print and return results.
+    ``prefix`` (in a run of several demos): the demo's figures' and traces' prefix.
 
     The 2026 iris demo on torch first restores torch's generators to where the lecture's run
     had them when its iris demo began (kclf.demos.cache.restore_iris_generators)."""
@@ -77,7 +79,7 @@ def run(ctx, demo: str, data_file: Path | None, prefix: str = "") -> dict:
             out = cells(ctx, demo, starter, data_file)
         finally:  # an interrupted or failed fit keeps what its trace recorded
             for label, trace in starter.traces.items():
-                ctx.attach(trace, prefix.replace("_", "/") + label)
+                ctx.attach(trace, f"{demo}/{label}" if prefix else label)
     if restored is not None and ctx.start == "lecture":
         ctx.print("\n" + ORDER_NOTE.format(fixture=restored.name))
     return report(ctx, demo, out, capture, prefix)
@@ -108,7 +110,7 @@ def report(ctx, demo: str, out: dict, capture: Path | None, prefix: str = "") ->
                                            backend=ctx.backend))
     title = (f"{demo}, {ctx.edition} edition, on {ctx.backend} (--start {ctx.start})"
              + (" (synthetic data)" if synthetic else ""))
-    module = __import__(f"kclf.demos.{demo}", fromlist=["figure"])
+    module = importlib.import_module(f"kclf.demos.{demo}")
     if demo == "iris":
         module.figure(ctx, out["histories"], title, prefix + "fitting_metrics.png")
     else:
