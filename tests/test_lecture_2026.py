@@ -25,6 +25,8 @@ import pytest
 from kclf import registry, runner
 from kclf.demos import cache, published, start
 
+from _pins import skip_unless_pinned
+
 pytestmark = pytest.mark.backend
 
 STROKE_CSV = os.environ.get("KCLF_STROKE_CSV")
@@ -122,6 +124,7 @@ def iris_replay(tmp_path_factory):
 
 
 def test_the_torch_2026_capture_is_shipped_and_holds_one_seed_an_epoch():
+    skip_unless_pinned(("keras", "keras"), ("torch", "torch"))
     path = cache.ensure("iris", None, "2026")
     assert path.parent == cache.FIXTURES and path.stat().st_size < 100_000
     with np.load(path, allow_pickle=False) as npz:

@@ -12,6 +12,8 @@ from kclf.compare.verdict import HistoryParting, StepParting
 from kclf.demos import cache, published
 from kclf.errors import KclfError
 
+from _pins import skip_unless_pinned
+
 
 def values_from_the_lecture(entries):
     values = {}
@@ -120,22 +122,8 @@ def test_demo_tolerance_depends_on_the_start():
     assert np.isclose(tol.for_path("values/x")[0], 3e-5)
 
 
-def pinned(package: str) -> str:
-    from pathlib import Path
-
-    for line in (Path(__file__).resolve().parent.parent / "constraints.txt").read_text().splitlines():
-        if line.startswith(f"{package}=="):
-            return line.split("==", 1)[1].strip()
-    raise AssertionError(f"{package} is not pinned in constraints.txt")
-
-
 def test_shipped_captures_are_small_and_found_first(monkeypatch, tmp_path):
-    from kclf.backend import package_version
-
-    if (package_version("keras"), package_version("tensorflow")) != (pinned("keras"),
-                                                                      pinned("tensorflow-cpu")):
-        pytest.skip("the shipped captures are for the pinned keras and TensorFlow "
-                    "(constraints.txt); other versions capture their own")
+    skip_unless_pinned(("keras", "keras"), ("tensorflow", "tensorflow-cpu"))
     monkeypatch.setenv("KCLF_CACHE", str(tmp_path))
     shipped = sorted(cache.FIXTURES.glob("*.npz"))
     assert sum(p.stat().st_size for p in shipped) < 1_000_000
