@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _pins import skip_unless_pinned
 
 from kclf import registry, runner
 from kclf.demos import cache, published, start
-
-from _pins import skip_unless_pinned
 
 pytestmark = pytest.mark.backend
 

@@ -6,13 +6,12 @@ import copy
 
 import numpy as np
 import pytest
+from _pins import skip_unless_pinned
 
 from kclf import compare
 from kclf.compare.verdict import HistoryParting, StepParting
 from kclf.demos import cache, published
 from kclf.errors import KclfError
-
-from _pins import skip_unless_pinned
 
 
 def values_from_the_lecture(entries):
