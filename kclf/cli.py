@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from kclf._interrupt import held
+    from kclf.trace.interrupt import held
 
     try:
         with held():  # Ctrl-C is never dropped inside a garbage-collection callback

@@ -22,7 +22,7 @@ select_backend()
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
-from kclf.callbacks import TrainingTrace  # noqa: E402
+from kclf.trace.callback import TrainingTrace  # noqa: E402
 
 
 class Parameters(keras.layers.Layer):

@@ -551,7 +551,7 @@ def test_ctrl_c_in_a_gc_callback_at_any_moment_of_kclf_run_exits_130(backend_nam
     from kclf import cli
 
     current = signal.getsignal(signal.SIGINT)
-    if current is not signal.default_int_handler and getattr(current, "__module__", None) != "kclf._interrupt":
+    if current is not signal.default_int_handler and getattr(current, "__module__", None) != "kclf.trace.interrupt":
         pytest.skip("this process handles Ctrl-C itself")
     # The backend's one-time set-up first: a process that Ctrl-C stopped in the middle of it
     # could not run again, and a kclf run is one process.

@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kclf import trace_store
+from kclf.trace import store as trace_store
 
 PATHS = ["sequential_3/dense/kernel", "sequential_3/dense/bias",
          "sequential_3/dense_1/kernel", "sequential_3/dense_1/bias"]
 
 
 def test_importing_the_store_and_the_api_module_does_not_import_keras():
-    code = "import sys, kclf.trace_store, kclf._keras_api; print('keras' in sys.modules)"
+    code = "import sys, kclf.trace.store, kclf.trace.keras_api; print('keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -161,7 +161,7 @@ def test_an_empty_store_gives_an_empty_frame_with_the_columns():
 
 
 def test_version_parsing_of_the_keras_check():
-    from kclf._keras_api import MIN_KERAS, _version
+    from kclf.trace.keras_api import MIN_KERAS, _version
 
     assert _version("3.15.1") > _version("3.10.0") >= _version("3.4.0")
     assert _version("3.10.0rc1") == (3, 10, 0) and _version("3.3.3") < MIN_KERAS <= _version("3.15.1")

@@ -292,7 +292,7 @@ class Replay(Lecture):
 
     def fit(self, label, model, x, y, *, epochs, batch_size=32, validation_split=None,
             callbacks=(), shuffle=True, **kwargs):
-        from kclf.callbacks import TrainingTrace
+        from kclf.trace.callback import TrainingTrace
 
         if label not in self.starts:
             raise KclfError(f"the captured TensorFlow start has no fit {label!r}; expected "

@@ -10,7 +10,7 @@ trace changes anything on the model.
                                         custom train_step that calls it)
     Model._metrics                      where the hidden loss recorder is listed
     Model._jax_state(_synced), jax_state_sync
-                                        JAX's training state between steps, read by _state.py
+                                        JAX's training state between steps, read by device.py
     Model._flatten_layers, _build_by_run_for_single_pos_arg
                                         a model marked built whose layers are not
     Optimizer.apply                     one whole update: what it leaves in the weights

@@ -19,10 +19,10 @@ import threading
 
 import numpy as np
 
-from kclf import _keras_api as api
-from kclf._state import StateReader, pack, write_slot
 from kclf.backend import select_backend
 from kclf.errors import KclfError
+from kclf.trace import keras_api as api
+from kclf.trace.device import StateReader, pack, write_slot
 
 select_backend()
 import keras  # noqa: E402

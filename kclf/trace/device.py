@@ -32,7 +32,7 @@ class StateReader:
         fit did not wait for (a second Ctrl-C) can land after a step consumed the state it
         was given and before fit kept the new one, or while fit had taken the values out of
         the variables."""
-        from kclf._keras_api import jax_state
+        from kclf.trace.keras_api import jax_state
 
         state = jax_state(self.model)
         if state is not None:
