@@ -20,24 +20,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+import keras
 import numpy as np
 
-from kclf.backend import select_backend
+from kclf.backend import threads_for
 from kclf.errors import KclfError
 from kclf.trace import keras_api as api
 from kclf.trace import store
+from kclf.trace.hooks import hooks_for
 from kclf.trace.interrupt import CtrlC
 from kclf.trace.store import SelectorValueError
-
-select_backend()
-import keras  # noqa: E402
-
-from kclf import devices  # noqa: E402
-
-if devices.requested() > 1:
-    devices.configure()  # KCLF_DEVICES=N (kclf compare --devices N): before the first op
-
-from kclf.trace.hooks import hooks_for  # noqa: E402
 
 
 class TrainingTrace(keras.callbacks.Callback):
@@ -94,6 +86,7 @@ class TrainingTrace(keras.callbacks.Callback):
         self._read = 0  # steps of this fit copied from the device
         self._sigint = CtrlC()
         self._times = (None, None, None, 0)  # start, first call returned, last read, steps
+        threads_for(keras.backend.backend())  # torch: one thread, also where kclf came after it
 
     # -- attaching to a model ------------------------------------------------------------
     def _select(self, variables) -> list:

@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import threading
 
+import keras
 import numpy as np
+from keras import ops
 
-from kclf.backend import select_backend
 from kclf.errors import KclfError
 from kclf.trace import keras_api as api
 from kclf.trace.device import StateReader, pack, write_slot
-
-select_backend()
-import keras  # noqa: E402
-from keras import ops  # noqa: E402
 
 # Elements kept on the device between host reads: small enough for any model we trace.
 RING_ELEMENTS = 1 << 20
