@@ -1,5 +1,9 @@
-"""kclf.trace.keras_api: the one module of private Keras names, and the keras versions the
-trace accepts."""
+"""kclf.trace.keras_api: the one module of private Keras names; ``check_supported`` names an
+unsupported keras, or a missing name, in one line before anything changes."""
+
+from __future__ import annotations
+
+import pytest
 
 
 def test_version_parsing_of_the_keras_check():
@@ -7,3 +11,20 @@ def test_version_parsing_of_the_keras_check():
 
     assert _version("3.15.1") > _version("3.10.0") >= _version("3.4.0")
     assert _version("3.10.0rc1") == (3, 10, 0) and _version("3.3.3") < MIN_KERAS <= _version("3.15.1")
+
+
+@pytest.mark.backend
+def test_the_demos_capture_names_its_missing_keras_names_in_one_line(monkeypatch):  # issue 18, item 4
+    import keras
+
+    from kclf.errors import KclfError
+    from kclf.trace import keras_api as api
+
+    api.check_supported(api.CAPTURE)  # this keras has every name the capture uses
+    monkeypatch.setattr(api, "_ADAPTER_ATTRIBUTES", ("_inputs", "_shuffle", "_row_count"))
+    with pytest.raises(KclfError) as error:
+        api.check_supported(api.CAPTURE)
+    need = ".".join(map(str, api.MIN_KERAS))
+    assert str(error.value) == (f"the demos' TensorFlow capture needs keras >= {need}; found keras "
+                                f"{keras.__version__} (missing ArrayDataAdapter._row_count)")
+    api.check_supported()  # the trace needs none of them
