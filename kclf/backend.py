@@ -100,12 +100,35 @@ def select_backend(name: str | None = None) -> str:
     os.environ["KERAS_BACKEND"] = backend
     # TensorFlow's C++ start-up chatter would bury the tables; errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if backend == "torch":
-        # The lecture's models are tiny: a step is dispatch, not arithmetic. Torch's OpenMP
-        # threads spin-wait, and on a busy machine (or beside other runs) that made steps
-        # 30x slower here. One thread unless the user sets OMP_NUM_THREADS.
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
+    threads_for(backend)
     return backend
+
+
+_threads_given = False  # kclf gives torch its thread count once per process
+
+
+def threads_for(backend: str) -> None:
+    """Give ``backend`` the threads kclf runs it with: torch one, the others their own.
+
+    The lecture's models are tiny: a step is dispatch, not arithmetic. Torch's OpenMP threads
+    spin-wait, and on a busy machine (or beside other runs) two threads made steps up to 30
+    times slower here. Before torch is imported, OMP_NUM_THREADS=1 starts it with one; a
+    torch already imported (a script that imported keras before kclf) gets
+    ``torch.set_num_threads(1)``, measured as fast. Once per process, and never where
+    OMP_NUM_THREADS is set: a count the user chose there, or with ``torch.set_num_threads``
+    after the first TrainingTrace, is kept.
+    """
+    global _threads_given
+    if backend != "torch" or _threads_given:
+        return
+    _threads_given = True
+    if "OMP_NUM_THREADS" in os.environ:
+        return
+    torch = sys.modules.get("torch")
+    if torch is None:
+        os.environ["OMP_NUM_THREADS"] = "1"
+    else:
+        torch.set_num_threads(1)
 
 
 def active_backend() -> str:

@@ -82,7 +82,7 @@ def _settings(info, args) -> tuple[dict, str | None]:
 
 
 def _cmd_run(args) -> int:
-    from kclf import registry
+    from kclf import devices, registry
     from kclf.backend import select_backend, validate_name
 
     info = registry.get(args.name)  # unknown names fail before any backend import
@@ -97,6 +97,7 @@ def _cmd_run(args) -> int:
             note = (f"the {settings['edition']} edition ran on {edition_backend}; KERAS_BACKEND="
                     f"{chosen} is not used for it (give --backend {chosen} to run it there)")
     backend = select_backend(args.backend or edition_backend)  # keras is not imported yet
+    devices.configure()  # KCLF_DEVICES=N (kclf compare --devices N): before the experiment's first op
     out = Path(args.out) if args.out else Path("results") / info.name / backend
     from kclf import runner
 
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from kclf._interrupt import held
+    from kclf.trace.interrupt import held
 
     try:
         with held():  # Ctrl-C is never dropped inside a garbage-collection callback

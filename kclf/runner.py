@@ -23,10 +23,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kclf import _interrupt
 from kclf.errors import KclfError, TrainingDiverged
 from kclf.fsio import StagedFolder, atomic_write
 from kclf.jsonio import dumps, to_jsonable
+from kclf.trace import interrupt
 
 __all__ = ["Run", "execute", "run_experiment", "save", "atomic_write", "to_jsonable"]
 
@@ -117,9 +117,9 @@ class Run:
 
 
 def is_trace(value) -> bool:
-    """A TrainingTrace: there is none unless kclf.callbacks (and so Keras) was imported."""
-    callbacks = sys.modules.get("kclf.callbacks")
-    return callbacks is not None and isinstance(value, callbacks.TrainingTrace)
+    """A TrainingTrace: there is none unless kclf.trace.callback (and so Keras) was imported."""
+    callback = sys.modules.get("kclf.trace.callback")
+    return callback is not None and isinstance(value, callback.TrainingTrace)
 
 
 def _described(value) -> str:
@@ -208,10 +208,10 @@ def execute(module, backend: str, out: Path, *, json_mode: bool = False,
         with _stdout_to_stderr(json_mode):
             try:
                 results = module.run(run) or {}
-                if _interrupt.lost():  # a library caught the Ctrl-C's KeyboardInterrupt on its way
+                if interrupt.lost():  # a library caught the Ctrl-C's KeyboardInterrupt on its way
                     raise KeyboardInterrupt
             except KeyboardInterrupt:
-                _interrupt.caught()
+                interrupt.caught()
                 status, error, code = "interrupted", "interrupted by the user (Ctrl-C)", 130
             except KclfError as exc:
                 status, error, code = "failed", str(exc), exc.exit_code

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import keras
 import numpy as np
+from keras import ops
 
-from kclf.backend import select_backend
-
-select_backend()
-import keras  # noqa: E402
-from keras import ops  # noqa: E402
-
-from kclf.callbacks import TrainingTrace  # noqa: E402
+from kclf.trace.callback import TrainingTrace
 
 
 class Parameters(keras.layers.Layer):

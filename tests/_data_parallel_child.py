@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 import data_parallel as dp  # noqa: E402
 
 from kclf import devices  # noqa: E402
-from kclf.callbacks import TrainingTrace  # noqa: E402  (sets the devices up: KCLF_DEVICES)
+from kclf.callbacks import TrainingTrace  # noqa: E402
 
 
 def placement(trace) -> int:
@@ -30,7 +30,7 @@ def placement(trace) -> int:
 def main() -> None:
     import keras
 
-    n = devices.requested()
+    n = devices.configure()  # KCLF_DEVICES=N: TensorFlow's CPU split before its first op
     x, y_class, y_binary = dp.data()
     out = {"backend": keras.backend.backend(), "devices": len(devices.cpu_devices()), "models": {}}
     for label, build, task in dp.models():

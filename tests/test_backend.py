@@ -1,7 +1,8 @@
 """kclf.backend: choosing JAX, TensorFlow or PyTorch before keras is imported.
 
-These tests run in the process that never imports keras; the one case that needs keras
-imported runs in a subprocess.
+What holds only before keras is imported (and what importing kclf must not do) runs in a new
+Python process (:func:`fresh_python`): this one may have imported keras in a backend test
+that ran before, and the tests pass in any order.
 """
 
 import importlib.util
@@ -16,6 +17,21 @@ import pytest
 from kclf import backend
 from kclf.backend import BackendError, select_backend, validate_name
 
+ROOT = Path(__file__).resolve().parent.parent
+# What kclf or a test may have set in this process, and a new process must start without.
+_SET_BY_KCLF = ("KERAS_BACKEND", "OMP_NUM_THREADS", "KCLF_DEVICES")
+
+
+def fresh_python(code: str, **env: str) -> str:
+    """Run ``code`` in a new Python process, which has not imported keras, with ``env`` and
+    none of KERAS_BACKEND, OMP_NUM_THREADS, KCLF_DEVICES unless given there; its stdout."""
+    environ = {k: v for k, v in os.environ.items() if k not in _SET_BY_KCLF}
+    environ.update(env, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, env=environ, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
 
 @pytest.fixture(autouse=True)
 def _restore_keras_backend(monkeypatch):
@@ -24,13 +40,20 @@ def _restore_keras_backend(monkeypatch):
 
 
 def test_importing_kclf_does_not_import_keras():
-    import kclf.cli  # noqa: F401
-    import kclf.reference  # noqa: F401
-    import kclf.registry  # noqa: F401
-    import kclf.runner  # noqa: F401
+    out = fresh_python("import sys, kclf.cli, kclf.reference, kclf.registry, kclf.runner; "
+                       "print('keras' in sys.modules)")
+    assert out.split() == ["False"]
 
-    # Also catches a backend-marked test module that imports keras while being collected.
-    assert "keras" not in sys.modules
+
+def test_collecting_the_tests_imports_no_keras():
+    """The backend-free pass (make test-free) must not import keras: no test module may
+    import it while being collected."""
+    out = fresh_python("""
+        import sys, pytest
+        code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "tests"])
+        print("collected", int(code), "keras" in sys.modules)
+    """)
+    assert out.splitlines()[-1] == "collected 0 False"
 
 
 @pytest.mark.parametrize(
@@ -77,21 +100,63 @@ def test_importing_kclf_models_selects_no_backend(tmp_path):  # issue 12: no imp
 
 @pytest.mark.parametrize("name", ["jax", "tensorflow", "torch"])
 def test_select_backend_sets_keras_backend(name):
-    assert select_backend(name) == name
-    assert os.environ["KERAS_BACKEND"] == name
-    assert "keras" not in sys.modules
+    out = fresh_python(f"""
+        import os, sys
+        from kclf.backend import select_backend
+        print(select_backend({name!r}), os.environ["KERAS_BACKEND"], "keras" in sys.modules)
+    """)
+    assert out.split() == [name, name, "False"]
 
 
 def test_select_backend_accepts_the_pytorch_alias():
-    assert select_backend("pytorch") == "torch"
-    assert os.environ["KERAS_BACKEND"] == "torch"
+    out = fresh_python("""
+        import os
+        from kclf.backend import select_backend
+        print(select_backend("pytorch"), os.environ["KERAS_BACKEND"])
+    """)
+    assert out.split() == ["torch", "torch"]
 
 
-def test_select_backend_defaults_to_keras_backend_then_tensorflow(monkeypatch):
-    assert select_backend() == "tensorflow"
-    monkeypatch.setenv("KERAS_BACKEND", "jax")
-    assert select_backend() == "jax"
-    assert select_backend(None) == "jax"
+def test_select_backend_defaults_to_keras_backend_then_tensorflow():
+    out = fresh_python("""
+        import os
+        from kclf.backend import select_backend
+        print(select_backend())
+        os.environ["KERAS_BACKEND"] = "jax"
+        print(select_backend(), select_backend(None))
+    """)
+    assert out.split() == ["tensorflow", "jax", "jax"]
+
+
+def test_importing_the_trace_selects_no_backend_and_sets_up_no_devices():  # issue 18, item 2
+    """Importing kclf.callbacks imports keras (TrainingTrace is a Keras callback, and keras
+    reads KERAS_BACKEND and sets TensorFlow's own variables); kclf itself changes no variable
+    and splits no CPU: a run does that when it starts (kclf run, kclf compare's children),
+    here with KCLF_DEVICES=2."""
+    out = fresh_python("""
+        import os
+        import keras
+        import tensorflow as tf
+        with_keras = dict(os.environ)
+        import kclf.callbacks
+        print(dict(os.environ) == with_keras, len(tf.config.list_logical_devices("CPU")))
+    """, KERAS_BACKEND="tensorflow", KCLF_DEVICES="2")
+    assert out.split() == ["True", "1"]
+
+
+@pytest.mark.parametrize("omp, threads", [(None, "1"), ("2", "2")])
+def test_a_trace_gives_torch_one_thread_unless_omp_num_threads_says(omp, threads):  # issue 18, item 2
+    """A script that imported torch (through keras) before kclf: the first TrainingTrace gives
+    it one thread; a count the user set in OMP_NUM_THREADS is kept."""
+    out = fresh_python("""
+        import keras
+        import torch
+        torch.set_num_threads(2)  # as torch starts on a machine with two cores
+        from kclf.callbacks import TrainingTrace
+        TrainingTrace()
+        print(torch.get_num_threads())
+    """, KERAS_BACKEND="torch", **({"OMP_NUM_THREADS": omp} if omp else {}))
+    assert out.split() == [threads]
 
 
 def test_select_backend_rejects_an_unknown_name():
@@ -178,7 +243,8 @@ def test_versions_reports_python_keras_and_the_backends():
     for name in backend.BACKENDS:
         assert found[name] != "not installed"
         assert found[name][0].isdigit()
-    assert "keras" not in sys.modules
+    out = fresh_python("import sys; from kclf import backend; backend.versions(); print('keras' in sys.modules)")
+    assert out.split() == ["False"]  # versions come from the packages' metadata
 
 
 @pytest.mark.parametrize("name", ["jax", "tensorflow", "torch"])

@@ -188,3 +188,30 @@ def test_torch_says_so():
         with devices.data_parallel(2):
             pass
     assert "\n" not in str(info.value)
+
+
+SHOW_DEVICES = """
+import sys
+from kclf import devices
+
+print("RESULT", __name__, sys.argv[1:], sys.path[0], len(devices.cpu_devices()))
+"""
+
+
+@pytest.mark.backend
+def test_compare_starts_a_script_with_its_devices_before_its_first_line(tmp_path):  # issue 18, item 2
+    """kclf compare runs a user's script through kclf.compare.script: as ``python SCRIPT``
+    would, with the devices of --devices N already there (importing kclf sets up none)."""
+    from kclf.backend import active_backend
+
+    backend = active_backend()
+    if backend not in DEVICES:
+        pytest.skip(f"no data parallelism on {backend} with keras 3.15 (see test_torch_says_so)")
+    script = tmp_path / "show_devices.py"
+    script.write_text(SHOW_DEVICES)
+    env = devices.environment(DEVICES[backend], dict(os.environ, KERAS_BACKEND=backend))
+    done = subprocess.run([sys.executable, "-m", "kclf.compare.script", str(script), "--flag"], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    assert lines[-1].split() == ["RESULT", "__main__", "['--flag']", str(tmp_path), str(DEVICES[backend])]

@@ -6,7 +6,8 @@ import importlib
 
 import pytest
 
-MODULES = ["kclf.backend", "kclf.demo_data", "kclf.functions", "kclf.reference"]
+MODULES = ["kclf.backend", "kclf.demo_data", "kclf.functions", "kclf.reference", "kclf.trace.store",
+           "kclf.trace.variables"]
 
 
 def run_examples(name: str) -> None:

@@ -119,7 +119,7 @@ def _check_trace_from(path: Path) -> None:
                          "expected a Python file that defines TrainingTrace") from None
     if "TrainingTrace" not in _top_level_names(tree):
         raise UsageError(f"--trace-from {path}: defines no TrainingTrace; expected the file with "
-                         "the TrainingTrace to measure (a changed kclf/callbacks.py)")
+                         "the TrainingTrace to measure (a changed kclf/trace/callback.py)")
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:
@@ -184,7 +184,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dp-worker", help=argparse.SUPPRESS)
     parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
-    # For whoever changes kclf/callbacks.py: measure a TrainingTrace defined in another file.
+    # For whoever changes kclf/trace/callback.py: measure a TrainingTrace defined in another file.
     parser.add_argument("--trace-from", help=argparse.SUPPRESS)
 
 

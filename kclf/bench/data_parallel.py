@@ -32,8 +32,8 @@ def ring_memory(model_name: str) -> dict:
     import keras
 
     from kclf.bench.numpy_line import LEARNING_RATE, make_data
-    from kclf.callbacks import TrainingTrace
     from kclf.models import compile_model, dense_classifier, logistic_regression
+    from kclf.trace.callback import TrainingTrace
 
     features, hidden, classes = MODELS[model_name]
     x, y = make_data(model_name, BATCH)

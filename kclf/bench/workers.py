@@ -67,7 +67,7 @@ def _paired(plain: list[dict], traced: list[dict]) -> dict:
 def _trace_class(path: str | None):
     """kclf's TrainingTrace, or the one defined in the file at ``path`` (to measure a change)."""
     if not path:
-        from kclf.callbacks import TrainingTrace
+        from kclf.trace.callback import TrainingTrace
 
         return TrainingTrace
     import importlib.util

@@ -188,7 +188,7 @@ def beside(folder: Path, what: str) -> Path:
 
 def command_for(target: Target, backend: str, out: Path, settings: Settings | None = None) -> list[str]:
     if target.script is not None:
-        return [sys.executable, str(target.script)]
+        return [sys.executable, "-m", "kclf.compare.script", str(target.script)]
     return procs.kclf_command("run", target.name, "--backend", backend, "--out", str(out),
                               *(settings or Settings()).arguments(target.name))
 

@@ -18,9 +18,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from kclf import _interrupt
 from kclf.compare import runs
 from kclf.compare.runs import OUTCOME, RunOutcome, Target, beside, run_dir
+from kclf.trace.interrupt import caught
 
 
 class Estimate:
@@ -168,7 +168,7 @@ def execute(
                         done(result)
                 time.sleep(0.05)
     except KeyboardInterrupt:
-        _interrupt.caught()
+        caught()
         for running in active.values():
             running.stop()
             result = running.finish("interrupted", "Ctrl-C before it finished")

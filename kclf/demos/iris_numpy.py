@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from kclf import plots
-from kclf.callbacks import TrainingTrace
 from kclf.demo_data import iris
 from kclf.models import compile_model, dense_classifier
+from kclf.trace.callback import TrainingTrace
 
 SEED = 24
 EPOCHS, PATIENCE = 500, 50

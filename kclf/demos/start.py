@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kclf.errors import KclfError
+from kclf.trace import keras_api as api
 
 
 @contextmanager
@@ -104,41 +105,28 @@ class Capture(Lecture):
 
     def fit(self, label, model, x, y, *, epochs, batch_size=32, **kwargs):
         import tensorflow as tf
-        from keras.src.trainers.data_adapters import array_data_adapter as ada
 
+        api.check_supported(api.CAPTURE)
         _build(model, np.shape(x)[1])
         weights = [np.array(w) for w in model.get_weights()]
         sink, pipelines, rows = [[]], [], []  # sink: a list, so record() can append to it
-        original = ada.ArrayDataAdapter.get_tf_dataset
 
-        def get_tf_dataset(adapter):
-            if not adapter._shuffle:  # validation and evaluation: nothing to record
-                return original(adapter)
-            inputs = adapter._inputs
-            adapter._inputs = (inputs, np.arange(adapter._num_samples, dtype="int64"))
-            try:
-                dataset = original(adapter)
-            finally:
-                adapter._inputs = inputs
+        def record(index):
+            sink[0].append(index.numpy())
+            return []
 
-            def record(index):
-                sink[0].append(index.numpy())
-                return []
+        def strip(data, index):
+            done = tf.py_function(record, [index], Tout=[])
+            with tf.control_dependencies([done] if done is not None else []):
+                return tf.nest.map_structure(tf.identity, data)
 
-            def strip(data, index):
-                done = tf.py_function(record, [index], Tout=[])
-                with tf.control_dependencies([done] if done is not None else []):
-                    return tf.nest.map_structure(tf.identity, data)
-
-            rows.append(adapter._num_samples)
+        def recorded(dataset, n_rows):  # the shuffled training pipeline, with its row indices
+            rows.append(n_rows)
             pipelines.append(dataset)
             return dataset.map(strip)
 
-        ada.ArrayDataAdapter.get_tf_dataset = get_tf_dataset
-        try:
+        with api.shuffled_array_pipelines(recorded):
             history = model.fit(x, y, epochs=epochs, batch_size=batch_size, **kwargs)
-        finally:
-            ada.ArrayDataAdapter.get_tf_dataset = original
         if len(pipelines) != 1:
             raise KclfError(f"fit {label!r}: expected one shuffled training pipeline, "
                             f"found {len(pipelines)}")
@@ -292,7 +280,7 @@ class Replay(Lecture):
 
     def fit(self, label, model, x, y, *, epochs, batch_size=32, validation_split=None,
             callbacks=(), shuffle=True, **kwargs):
-        from kclf.callbacks import TrainingTrace
+        from kclf.trace.callback import TrainingTrace
 
         if label not in self.starts:
             raise KclfError(f"the captured TensorFlow start has no fit {label!r}; expected "

@@ -27,9 +27,9 @@ import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 from kclf import plots
-from kclf.callbacks import TrainingTrace
 from kclf.demo_data import load_stroke_csv, prepare_stroke, synthetic_stroke
 from kclf.models import compile_model, dense_classifier
+from kclf.trace.callback import TrainingTrace
 
 SEED = 12
 EPOCHS, PATIENCE = 1000, 50  # the lecture: epochs=1_000

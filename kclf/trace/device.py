@@ -1,4 +1,5 @@
-"""Reading a variable's current value during fit(), on every backend.
+"""The trace's rings on the device: a row written inside the train step (:func:`pack`,
+:func:`write_slot`) and read between steps (:class:`StateReader`), on every backend.
 
 This is the one place where kclf knows how a backend keeps training state.
 TensorFlow and PyTorch update variables in place, so their value is current.
@@ -10,6 +11,9 @@ that state instead of forcing a full state sync, which would copy every weight.
 from __future__ import annotations
 
 import numpy as np
+from keras import backend, ops
+
+from kclf.trace.keras_api import jax_state
 
 
 class StateReader:
@@ -32,8 +36,6 @@ class StateReader:
         fit did not wait for (a second Ctrl-C) can land after a step consumed the state it
         was given and before fit kept the new one, or while fit had taken the values out of
         the variables."""
-        from kclf._keras_api import jax_state
-
         state = jax_state(self.model)
         if state is not None:
             arrays = [state[key][i] for key, i in self._jax_locations()]
@@ -41,8 +43,6 @@ class StateReader:
             arrays = [_current(v.value) for v in self.variables]
         if any(a is None or _deleted(a) for a in arrays):
             return None
-        from keras import ops
-
         return [np.asarray(ops.convert_to_numpy(a)) for a in arrays]
 
 
@@ -66,8 +66,6 @@ def write_slot(buffer, slot, value) -> None:
     its variable in place. JAX is functional: slice_update on the donated state, which
     XLA performs in place.
     """
-    from keras import backend, ops
-
     name = backend.backend()
     if name == "torch":
         import torch
@@ -106,8 +104,6 @@ def write_slot(buffer, slot, value) -> None:
 def pack(values):
     """One flat float32 tensor of ``values`` (each flattened in C order), inside the step:
     the packed row that ``write_slot`` stores with a single write."""
-    from keras import backend, ops
-
     if backend.backend() == "torch":
         import torch
 
@@ -116,3 +112,17 @@ def pack(values):
                     .detach().reshape(-1).to(torch.float32) for v in values]
             return torch.cat(flat)
     return ops.concatenate([ops.reshape(ops.cast(v, "float32"), (-1,)) for v in values])
+
+
+def snapshot(variable):
+    """The variable's current value, kept: torch updates parameters in place, and a
+    TensorFlow variable is read where the value is used unless read now."""
+    value = variable.value
+    name = backend.backend()
+    if name == "torch":
+        return value.detach().clone()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return tf.identity(value)
+    return value

@@ -1,16 +1,17 @@
-"""Every private Keras name the training trace touches, in one place.
+"""Every private Keras name kclf touches, in one place: the training trace's, and the demos'.
 
 TrainingTrace records inside the model's own train step, which public Keras does not
-offer: it wraps methods of the model and the optimizer and adds state to both. The names
-below exist in the Keras versions :func:`check_supported` accepts; a Keras upgrade that
-renames one breaks this module only, and ``check_supported`` says so in one line before the
-trace changes anything on the model.
+offer: it wraps methods of the model and the optimizer and adds state to both. The demos'
+TensorFlow capture (kclf.demos.start.Capture) records the order in which Keras shuffles the
+rows, inside the data pipeline Keras builds. The names below exist in the Keras versions
+:func:`check_supported` accepts; a Keras upgrade that renames one breaks this module only,
+and ``check_supported`` says so in one line before anything changes on the model.
 
     Model.compute_loss                  the training loss of the step (Keras's own step and a
                                         custom train_step that calls it)
     Model._metrics                      where the hidden loss recorder is listed
     Model._jax_state(_synced), jax_state_sync
-                                        JAX's training state between steps, read by _state.py
+                                        JAX's training state between steps, read by device.py
     Model._flatten_layers, _build_by_run_for_single_pos_arg
                                         a model marked built whose layers are not
     Optimizer.apply                     one whole update: what it leaves in the weights
@@ -24,18 +25,30 @@ trace changes anything on the model.
     keras.src.backend.common.stateless_scope.get_stateless_scope
                                         JAX: whether the step's state carries the loss ring
     ag_pass_through (TensorFlow)        an error raised while autograph traces, left as it is
+    keras.src.trainers.data_adapters.array_data_adapter.ArrayDataAdapter.get_tf_dataset,
+    and its _inputs, _shuffle, _num_samples
+                                        the capture: TensorFlow's pipeline over the arrays
+
+Not here: the demos' torch capture patches ``torch.utils.data.RandomSampler.__iter__``,
+torch's public class, and checks itself that Keras's torch trainer shuffles through it.
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 from kclf.errors import KclfError
 
 MIN_KERAS = (3, 10, 0)  # the oldest keras make test passes with (pyproject.toml says the same)
 
+TRACE = "TrainingTrace"
+CAPTURE = "the demos' TensorFlow capture"
+
 _MODEL_METHODS = ("compute_loss", "_flatten_layers", "_build_by_run_for_single_pos_arg")
 _SCALER_METHODS = ("_stateless_handle_non_finite_grads", "_stateful_handle_non_finite_grads")
 _OPTIMIZER_METHODS = ("apply", "_apply_weight_decay", "_backend_update_step", "_track_variable",
                       "_untrack_variable")
+_ADAPTER_ATTRIBUTES = ("_inputs", "_shuffle", "_num_samples")  # set in ArrayDataAdapter.__init__
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -48,21 +61,63 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def check_supported() -> None:
-    """Raise a one-line error unless the installed Keras has every name the trace uses."""
+def check_supported(user: str = TRACE) -> None:
+    """Raise a one-line error unless the installed Keras has every name ``user`` relies on:
+    TrainingTrace (TRACE, the default) or the demos' TensorFlow capture (CAPTURE)."""
     import keras
 
-    from kclf.errors import KclfError
-
     found = keras.__version__
-    missing = [f"Model.{n}" for n in _MODEL_METHODS if not hasattr(keras.Model, n)]
-    missing += [f"Optimizer.{n}" for n in _OPTIMIZER_METHODS if not hasattr(keras.optimizers.Optimizer, n)]
-    scaler = keras.optimizers.LossScaleOptimizer
-    missing += [f"LossScaleOptimizer.{n}" for n in _SCALER_METHODS if not hasattr(scaler, n)]
+    if user == CAPTURE:
+        missing = _missing_adapter_names()
+    else:
+        missing = [f"Model.{n}" for n in _MODEL_METHODS if not hasattr(keras.Model, n)]
+        missing += [f"Optimizer.{n}" for n in _OPTIMIZER_METHODS
+                    if not hasattr(keras.optimizers.Optimizer, n)]
+        scaler = keras.optimizers.LossScaleOptimizer
+        missing += [f"LossScaleOptimizer.{n}" for n in _SCALER_METHODS if not hasattr(scaler, n)]
     if _version(found) < MIN_KERAS or missing:
         need = ".".join(map(str, MIN_KERAS))
         why = f" (missing {', '.join(missing)})" if missing else ""
-        raise KclfError(f"TrainingTrace needs keras >= {need}; found keras {found}{why}")
+        raise KclfError(f"{user} needs keras >= {need}; found keras {found}{why}")
+
+
+def _missing_adapter_names() -> list[str]:
+    try:
+        from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+    except ImportError:
+        return ["keras.src.trainers.data_adapters.array_data_adapter.ArrayDataAdapter"]
+    missing = [] if hasattr(ArrayDataAdapter, "get_tf_dataset") else ["ArrayDataAdapter.get_tf_dataset"]
+    names = ArrayDataAdapter.__init__.__code__.co_names  # the attributes its __init__ sets
+    return missing + [f"ArrayDataAdapter.{n}" for n in _ADAPTER_ATTRIBUTES if n not in names]
+
+
+@contextmanager
+def shuffled_array_pipelines(wrap):
+    """TensorFlow, inside the block: every shuffled training pipeline Keras builds over arrays
+    carries each row's index. ``wrap(dataset, rows)`` gets that tf.data.Dataset of (data,
+    row index) and the number of rows, and returns the dataset fit trains on; validation and
+    evaluation pipelines (not shuffled) are Keras's own."""
+    import numpy as np
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+
+    original = ArrayDataAdapter.get_tf_dataset
+
+    def get_tf_dataset(adapter):
+        if not adapter._shuffle:
+            return original(adapter)
+        inputs = adapter._inputs
+        adapter._inputs = (inputs, np.arange(adapter._num_samples, dtype="int64"))
+        try:
+            dataset = original(adapter)
+        finally:
+            adapter._inputs = inputs
+        return wrap(dataset, adapter._num_samples)
+
+    ArrayDataAdapter.get_tf_dataset = get_tf_dataset
+    try:
+        yield
+    finally:
+        ArrayDataAdapter.get_tf_dataset = original
 
 
 def applying_optimizer(model):

@@ -1,4 +1,4 @@
-"""The training trace's host side, without Keras: variable lookup, step selection, storage.
+"""The training trace's host side, without Keras: which steps to keep, and the records.
 
 A recorded step is one packed float32 row: every chosen variable's weights before the step,
 then the gradients applied, then the weights after (each flattened in C order), then the
@@ -9,122 +9,40 @@ raw records, not three times as with a doubling array.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-
-from kclf.errors import KclfError
 
 COLUMNS = ("step", "epoch", "batch", "variable", "index",
            "weight_before", "gradient", "weight_after", "loss", "learning_rate")
 META = ("fit", "step", "epoch", "batch")
 
 
-# -- which variables -------------------------------------------------------------------------
-
-
-class SelectorTypeError(KclfError, TypeError):
-    """``variables=`` is not a string, a collection of strings or a callable."""
-
-
-class SelectorValueError(KclfError, ValueError):
-    """``variables=`` names nothing, or a variable the model does not have or several."""
-
-
-SELECTOR_FORMS = ("a path, a layer name or a path end such as 'dense/kernel', a list of them, "
-                  "or a callable taking a variable")
-
-
-def _describe(value) -> str:
-    return f"{value!r} ({type(value).__name__})"
-
-
-def check_selector(variables) -> tuple[str, ...] | Callable | None:
-    """``variables=`` as the trace keeps it: None (all), a callable, or a tuple of names.
-    A one-line SelectorTypeError for anything that is not a string, a collection of
-    strings or a callable; SelectorValueError for an empty one."""
-    if variables is None or (callable(variables) and not isinstance(variables, str)):
-        return variables
-    if isinstance(variables, str):
-        names = (variables,)
-    elif isinstance(variables, (bytes, bytearray)) or not hasattr(variables, "__iter__"):
-        raise SelectorTypeError(f"variables is {_describe(variables)}; expected {SELECTOR_FORMS}")
-    else:
-        names = tuple(variables)  # once: a generator would be empty at the next fit
-        for name in names:
-            if not isinstance(name, str):
-                hint = f" (a variable: give its path, {name.path!r})" if isinstance(
-                    getattr(name, "path", None), str) else ""
-                raise SelectorTypeError(f"variables holds {_describe(name)}{hint}; expected strings: "
-                                        "paths, layer names or path ends such as 'dense/kernel'")
-        if not names:
-            raise SelectorValueError("variables is empty; expected at least one path, layer name "
-                                     "or path end (or None: every trainable variable)")
-    if any(not name.strip("/ ") for name in names):
-        raise SelectorValueError(f"variables {list(names)} holds an empty name; expected paths, "
-                                 "layer names or path ends such as 'dense/kernel'")
-    return names
-
-
-def _parts(path: str) -> list[str]:
-    return [p for p in path.split("/") if p]
-
-
-def matches(name: str, paths: Sequence[str]) -> list[str]:
-    """The paths ``name`` stands for, in order: the exact path; a path prefix (a model or a
-    layer with its sub-layers); a layer name or the end of a layer's path (``dense`` for
-    ``sequential_3/dense/kernel``); the end of a variable's path (``dense/kernel``).
-    Raises LookupError when a layer name or path end fits more than one layer or variable."""
-    if name in paths:
-        return [name]
-    want = _parts(name)
-    k = len(want)
-    prefix = [p for p in paths if _parts(p)[:k] == want]
-    if prefix:
-        return prefix
-    layer = [p for p in paths if len(_parts(p)) > k and _parts(p)[:-1][-k:] == want]
-    owners = {"/".join(_parts(p)[:-1]) for p in layer}
-    if len(owners) > 1:
-        raise LookupError(f"{name!r} is ambiguous: it names layers {sorted(owners)}")
-    if layer:
-        return layer
-    suffix = [p for p in paths if _parts(p)[-k:] == want]
-    if len(suffix) > 1:
-        raise LookupError(f"{name!r} is ambiguous: it ends {suffix}")
-    return suffix
-
-
-def resolve(names: str | Sequence[str], paths: Sequence[str]) -> list[str]:
-    """The paths chosen by ``names`` (paths, layer names, unambiguous path ends), in model
-    order; ValueError naming what is unknown or ambiguous and listing the candidates."""
-    names = [names] if isinstance(names, str) else list(names)
-    chosen, unknown = set(), []
-    for name in names:
-        try:
-            found = matches(name, paths)
-        except LookupError as exc:
-            raise SelectorValueError(f"variables: {exc}; expected paths among {list(paths)}") from None
-        if not found:
-            unknown.append(name)
-        chosen.update(found)
-    if unknown:
-        raise SelectorValueError(f"variables {unknown} not in the model; expected paths among {list(paths)}")
-    return [p for p in paths if p in chosen]
-
-
-def lookup(name: str, paths: Sequence[str]) -> int:
-    """Index of the one recorded variable ``name`` stands for; KeyError listing candidates."""
-    try:
-        found = matches(name, paths)
-    except LookupError as exc:
-        raise KeyError(f"{exc}; recorded: {list(paths)}") from None
-    if len(found) != 1:
-        why = "not recorded" if not found else f"names {len(found)} variables {found}; give one"
-        raise KeyError(f"{name!r} {why}; recorded: {list(paths)}")
-    return list(paths).index(found[0])
-
-
 # -- which steps ---------------------------------------------------------------------------------
+
+
+def applied_steps(rows: np.ndarray, losses: np.ndarray, *, ring: int, start: int, copied: int,
+                  applied: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fit's updates ``copied`` to ``applied - 1`` (counted from 0) out of the device's
+    rings: their rows, each with its step's loss in the last column, and their step numbers
+    in the fit (1-based).
+
+    Both rings count from ``start``, the optimizer's iteration count when the fit began: the
+    row ring by updates applied, the loss ring by steps run. A loss-scale optimizer skips a
+    step whose scaled gradients overflow: it applies nothing, so it has no row, and a row's
+    last column says how many steps had been skipped by then. Here step 2 was skipped:
+
+    >>> rows = np.array([[10, 0], [11, 1], [0, 0], [0, 0]], "float32")  # a value, skipped
+    >>> losses = np.array([0.5, 0.75, 0.25, 0], "float32")
+    >>> block, steps = applied_steps(rows, losses, ring=4, start=0, copied=0, applied=2)
+    >>> steps.tolist(), block.tolist()
+    ([1, 3], [[10.0, 0.5], [11.0, 0.25]])
+    """
+    updates = np.arange(copied, applied)
+    block = rows[(start + updates) % ring]
+    steps = updates + block[:, -1].astype("int64") + 1
+    block[:, -1] = losses[(start + steps - 1) % ring]
+    return block, steps
 
 
 def select(steps: np.ndarray, bad: np.ndarray, every: int, *, stop_on_divergence: bool,

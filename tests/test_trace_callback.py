@@ -1,214 +1,53 @@
-"""kclf.callbacks.TrainingTrace: what each optimizer step recorded, held against the update
-rule θ ← θ − η∇L, kclf.reference's losses and gradients, and the slides' own SGD numbers.
+"""kclf.trace.callback.TrainingTrace: what each optimizer step recorded, held against the
+update rule θ ← θ − η∇L, kclf.reference's losses and gradients, and the slides' own SGD
+numbers; which steps and variables it keeps, its table, how a fit can end, reuse.
 
-Every fit reads its batches in order (shuffle=False), so the batch of step s is known and
-the reference can recompute the step's loss and gradient at the recorded weight_before.
-Keras is imported inside the tests, never while this file is collected: the backend-free
-test process must not import it.
+The slide cases and the checks are tests/_trace_cases.py's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
+from _trace_cases import (
+    CASES,
+    COLUMNS,
+    JIT,
+    RING,
+    X,
+    assert_close,
+    assert_matches_reference,
+    assert_one_line,
+    assert_sgd_update,
+    assert_steps_chain,
+    build,
+    fit_with_trace,
+    interrupt_at,
+    iterations,
+    kclf_leftovers,
+    linear_mse,
+    reference_at_step,
+    sgd,
+    skip_slow_torch_compile,
+)
 
-from kclf import reference
 from kclf.data import SGD_PICKS_X, SGD_PICKS_Y, linear_data
 
 pytestmark = pytest.mark.backend
 
-COLUMNS = [
-    "step", "epoch", "batch", "variable", "index",
-    "weight_before", "gradient", "weight_after", "loss", "learning_rate",
-]
-RING = 64  # the trace copies device values to the host at least once per 64 steps
 
-# 12 rows in 3 batches of 4, over 2 epochs: 6 steps, the last 3 in the second epoch.
-BATCH_SIZE = 4
-EPOCHS = 2
-_rng = np.random.default_rng(20240611)
-X = _rng.normal(size=(12, 3)).astype("float32")
-Y_REGRESSION = (X @ [[1.0], [-2.0], [0.5]] + 0.3 + 0.1 * _rng.normal(size=(12, 1))).astype("float32")
-Y_BINARY = (X[:, :1] - X[:, 1:2] > 0).astype("float32")
-LABELS = _rng.integers(0, 3, size=12).astype("int32")
-ONE_HOT = reference.one_hot(LABELS, 3).astype("float32")
+# --- the public name ---------------------------------------------------------------------------------
 
 
-# --- the reference: (loss, gradients) at given weights on one batch ------------------
+def test_kclf_callbacks_is_the_public_name_of_the_trace_wings_callback():  # issue 18, item 1
+    import kclf.callbacks
+    from kclf.trace.callback import TrainingTrace
+
+    assert kclf.callbacks.TrainingTrace is TrainingTrace
+    assert kclf.callbacks.__all__ == ["TrainingTrace"]
 
 
-def linear_mse(X, y, W, b):
-    return reference.mse(reference.linear(X, W, b), y), reference.mse_gradients(X, y, W, b)
-
-
-def logistic_bce(X, y, W, b):
-    p = reference.sigmoid(reference.linear(X, W, b))
-    return reference.binary_cross_entropy(p, y), reference.binary_cross_entropy_gradients(X, y, W, b)
-
-
-def softmax_sparse(X, labels, W, b):
-    P = reference.softmax(reference.linear(X, W, b))
-    loss = reference.categorical_cross_entropy(P, reference.one_hot(labels, P.shape[1]))
-    return loss, reference.sparse_categorical_cross_entropy_gradients(X, labels, W, b)
-
-
-def softmax_categorical(X, Y, W, b):
-    P = reference.softmax(reference.linear(X, W, b))
-    return reference.categorical_cross_entropy(P, Y), reference.categorical_cross_entropy_gradients(X, Y, W, b)
-
-
-def dense_relu_sparse(X, labels, W1, b1, W2, b2):
-    h = np.maximum(reference.linear(X, W1, b1), 0.0)
-    P = reference.softmax(reference.linear(h, W2, b2))
-    Y = reference.one_hot(labels, P.shape[1])
-    return reference.categorical_cross_entropy(P, Y), reference.dense_relu_classifier_gradients(X, Y, W1, b1, W2, b2)
-
-
-@dataclass(frozen=True)
-class Case:
-    """A slide model, its task (which picks the loss), its targets and its reference."""
-
-    model: Callable  # kclf.models -> an uncompiled keras.Model
-    task: str
-    y: np.ndarray
-    reference: Callable  # (X, y, *weights) -> (loss, gradients)
-    from_logits: bool = False
-
-
-CASES = {
-    "linear-mse": Case(lambda m: m.linear_regression(3, seed=1), "regression", Y_REGRESSION, linear_mse),
-    "logistic-bce": Case(lambda m: m.logistic_regression(3, seed=2), "binary", Y_BINARY, logistic_bce),
-    "logistic-bce-from-logits": Case(
-        lambda m: m.logistic_regression(3, from_logits=True, seed=2), "binary", Y_BINARY, logistic_bce,
-        from_logits=True,
-    ),
-    "softmax-sparse": Case(lambda m: m.softmax_regression(3, 3, seed=3), "sparse", LABELS, softmax_sparse),
-    "softmax-categorical": Case(
-        lambda m: m.softmax_regression(3, 3, seed=3), "categorical", ONE_HOT, softmax_categorical
-    ),
-    "dense-relu": Case(
-        lambda m: m.dense_classifier(3, 3, hidden=(4,), seed=4), "sparse", LABELS, dense_relu_sparse
-    ),
-}
-
-
-# --- helpers --------------------------------------------------------------------------------
-
-
-def build(case: Case, optimizer, **compile_kwargs):
-    """The case's model, compiled with the slides' loss for its task."""
-    from kclf import models
-
-    model = case.model(models)
-    return models.compile_model(
-        model, case.task, optimizer=optimizer, from_logits=case.from_logits, **compile_kwargs
-    )
-
-
-def sgd(learning_rate=0.05, **kwargs):
-    import keras
-
-    return keras.optimizers.SGD(learning_rate, **kwargs)
-
-
-def fit_with_trace(model, x, y, *, trace=None, callbacks=(), batch_size=BATCH_SIZE, epochs=EPOCHS, **kwargs):
-    """fit() in batch order with a TrainingTrace first among the callbacks; returns the trace."""
-    from kclf.callbacks import TrainingTrace
-
-    trace = TrainingTrace() if trace is None else trace
-    model.fit(
-        x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0,
-        callbacks=[trace, *callbacks], **kwargs,
-    )
-    return trace
-
-
-def batch_of(step: int, x, y, batch_size: int = BATCH_SIZE):
-    """The batch that 1-based ``step`` trained on: the same batches, in order, every epoch."""
-    n_batches = -(-len(x) // batch_size)
-    i = (step - 1) % n_batches
-    rows = slice(i * batch_size, (i + 1) * batch_size)
-    return x[rows], y[rows]
-
-
-def reference_at_step(trace, i: int, case_reference, x, y, batch_size: int = BATCH_SIZE):
-    """The reference's (loss, gradients) for the i-th recorded step, at its weight_before."""
-    step = int(trace.steps()[i])
-    before = [trace.weights_before(path)[i] for path in trace.variable_paths]
-    return case_reference(*batch_of(step, x, y, batch_size), *before)
-
-
-def assert_close(actual, expected, rtol=2e-5, what=""):
-    """float32 against the float64 reference: relative, with an absolute floor at the scale
-    of the largest element (a small result of a sum of larger terms keeps fewer digits)."""
-    expected = np.asarray(expected, "float64")
-    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale + 1e-12, err_msg=what)
-
-
-def assert_matches_reference(trace, case_reference, x, y, batch_size: int = BATCH_SIZE):
-    """Every recorded step's loss and gradients equal the reference at its weight_before."""
-    steps = range(trace.steps_recorded)
-    expected = [reference_at_step(trace, i, case_reference, x, y, batch_size) for i in steps]
-    assert_close(trace.losses(), [loss for loss, _ in expected], what="losses")
-    for k, path in enumerate(trace.variable_paths):
-        gradients = [gradient[k] for _, gradient in expected]
-        assert_close(trace.gradients(path), gradients, what=f"{path} gradients")
-
-
-def assert_sgd_update(frame):
-    """weight_after = weight_before − learning_rate × gradient for every element and step."""
-    before, gradient, after, lr = (
-        frame[c].to_numpy("float64") for c in ("weight_before", "gradient", "weight_after", "learning_rate")
-    )
-    change = lr * gradient
-    scale = np.maximum(np.abs(before), np.abs(change))
-    np.testing.assert_array_less(np.abs(after - (before - change)), 1e-6 * scale + 1e-12)
-
-
-def assert_steps_chain(trace, initial_weights):
-    """Step 1 starts from the initial weights; each step starts where the previous one ended."""
-    for path, initial in zip(trace.variable_paths, initial_weights):
-        before, after = trace.weights_before(path), trace.weights_after(path)
-        np.testing.assert_array_equal(before[0], initial, err_msg=path)
-        np.testing.assert_array_equal(before[1:], after[:-1], err_msg=path)
-
-
-def interrupt_at(step: int):
-    """A callback that raises KeyboardInterrupt (Ctrl-C) at the end of ``step``."""
-    import keras
-
-    class InterruptAt(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seen = 0
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.seen += 1
-            if self.seen == step:
-                raise KeyboardInterrupt
-
-    return InterruptAt()
-
-
-def iterations(model) -> int:
-    from keras import ops
-
-    return int(ops.convert_to_numpy(model.optimizer.iterations))
-
-
-JIT = [pytest.param(False, id="eager"), pytest.param(True, id="jit")]
-
-
-def skip_slow_torch_compile(backend_name: str, jit_compile: bool, case_name: str) -> None:
-    if backend_name == "torch" and jit_compile and case_name != "linear-mse":
-        pytest.skip("torch.compile takes 20 to 60 s per model on CPU; linear-mse covers it")
-
-
-# --- every step against the update rule and the reference ---------------------------------
+# --- every step against the update rule and the reference --------------------------------------------
 
 
 @pytest.mark.parametrize("jit_compile", JIT)
@@ -302,14 +141,14 @@ def test_learning_rate_column_follows_the_schedule(schedule):
     assert_sgd_update(trace.to_frame())
 
 
-# --- what is recorded: every k-th step, chosen variables ------------------------------------------
+# --- what is recorded: every k-th step, chosen variables ---------------------------------------------
 
 
 def test_every_k_records_steps_1_plus_multiples_of_k_with_the_full_traces_values():
     import pandas as pd
 
-    from kclf.callbacks import TrainingTrace
     from kclf.models import compile_model, linear_regression
+    from kclf.trace.callback import TrainingTrace
 
     # 70 steps per epoch, 140 in all: more than one ring of device buffers per epoch.
     x, y = linear_data(n=70, seed=3)
@@ -337,7 +176,7 @@ def test_every_k_records_steps_1_plus_multiples_of_k_with_the_full_traces_values
     ids=["path", "layer-name"],
 )
 def test_variables_records_only_the_chosen_ones(case_name, variables, paths):
-    from kclf.callbacks import TrainingTrace
+    from kclf.trace.callback import TrainingTrace
 
     case = CASES[case_name]
     # The reference needs every weight: take them from a full trace of the same run.
@@ -354,7 +193,7 @@ def test_variables_records_only_the_chosen_ones(case_name, variables, paths):
 
 
 def test_unknown_variable_name_raises_listing_the_paths():
-    from kclf.callbacks import TrainingTrace
+    from kclf.trace.callback import TrainingTrace
 
     case = CASES["linear-mse"]
     with pytest.raises(ValueError, match="dense/kernal") as error:
@@ -362,7 +201,72 @@ def test_unknown_variable_name_raises_listing_the_paths():
     assert "dense/kernel" in str(error.value) and "dense/bias" in str(error.value)
 
 
-# --- the table -------------------------------------------------------------------------------------
+def sequential(*units, seed=0):
+    import keras
+
+    layers = [keras.layers.Dense(u, name=f"layer_{i}" if len(units) > 1 else "dense",
+                                 kernel_initializer=keras.initializers.GlorotUniform(seed))
+              for i, u in enumerate(units)]
+    model = keras.Sequential([keras.Input((3,)), *layers])
+    model.compile(optimizer=sgd(), loss="mse")
+    return model
+
+
+@pytest.mark.parametrize("variables", [["dense"], ["dense/kernel"], "dense/kernel"])
+def test_sequential_layer_names_and_path_ends_select_variables(variables):
+    from kclf.trace.callback import TrainingTrace
+
+    case = CASES["linear-mse"]
+    full = fit_with_trace(sequential(1), X, case.y)
+    chosen = fit_with_trace(sequential(1), X, case.y, trace=TrainingTrace(variables=variables))
+
+    prefix = full.variable_paths[0].split("/")[0]
+    assert prefix.startswith("sequential") and full.variable_paths == [f"{prefix}/dense/kernel", f"{prefix}/dense/bias"]
+    want = ["kernel", "bias"] if variables == ["dense"] else ["kernel"]
+    assert [p.split("/")[-1] for p in chosen.variable_paths] == want
+    np.testing.assert_array_equal(chosen.gradients("dense/kernel"), full.gradients("dense/kernel"))
+    np.testing.assert_array_equal(full.gradients("dense/kernel"), full.gradients(full.variable_paths[0]))
+    np.testing.assert_array_equal(full.weights_after("bias"), full.weights_after(full.variable_paths[1]))
+
+
+def test_an_ambiguous_name_lists_the_candidates():
+    from kclf.trace.callback import TrainingTrace
+
+    case = CASES["linear-mse"]
+    trace = fit_with_trace(sequential(2, 1), X, case.y)
+
+    with pytest.raises(KeyError, match="layer_0/kernel") as error:
+        trace.gradients("kernel")
+    assert "layer_1/kernel" in str(error.value)
+    with pytest.raises(ValueError, match="ambiguous"):
+        fit_with_trace(sequential(2, 1), X, case.y, trace=TrainingTrace(variables=["kernel"]))
+
+
+@pytest.mark.parametrize("variables", [[1], [None], 42, [b"dense"], b"dense"], ids=repr)
+def test_a_selector_that_is_not_a_string_is_a_one_line_type_error(variables):
+    from kclf.errors import KclfError
+    from kclf.trace.callback import TrainingTrace
+
+    with pytest.raises(TypeError) as error:
+        TrainingTrace(variables=variables)
+    assert isinstance(error.value, KclfError)
+    assert "expected" in assert_one_line(error) and repr(variables if not isinstance(variables, list)
+                                                         else variables[0]) in str(error.value)
+
+
+def test_a_callable_that_chooses_nothing_is_a_one_line_value_error():
+    from kclf.errors import KclfError
+    from kclf.trace.callback import TrainingTrace
+
+    case = CASES["linear-mse"]
+    model = build(case, sgd())
+    with pytest.raises(ValueError) as error:
+        fit_with_trace(model, X, case.y, trace=TrainingTrace(variables=lambda v: False))
+    assert isinstance(error.value, KclfError) and "dense/kernel" in assert_one_line(error)
+    assert iterations(model) == 0
+
+
+# --- the table ---------------------------------------------------------------------------------------
 
 
 def test_to_frame_has_one_row_per_step_variable_and_element():
@@ -398,7 +302,7 @@ def test_to_csv_round_trips(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(path), trace.to_frame(), check_dtype=False, rtol=1e-6)
 
 
-# --- how a fit can end: divergence, Ctrl-C -----------------------------------------------------------
+# --- how a fit can end: divergence, an exception from another callback -------------------------------
 
 
 def test_divergence_keeps_steps_up_to_the_first_non_finite_one_and_stops_training(capsys):
@@ -424,7 +328,7 @@ def test_divergence_keeps_steps_up_to_the_first_non_finite_one_and_stops_trainin
 
 
 def test_keyboard_interrupt_keeps_the_steps_done_so_far():
-    from kclf.callbacks import TrainingTrace
+    from kclf.trace.callback import TrainingTrace
 
     case = CASES["linear-mse"]
     model = build(case, sgd())
@@ -444,11 +348,22 @@ def test_keyboard_interrupt_keeps_the_steps_done_so_far():
     assert_matches_reference(trace, case.reference, X, case.y)
 
 
-# --- reuse ------------------------------------------------------------------------------------------
+def test_interrupted_is_true_as_soon_as_fit_raises():
+    from kclf.trace.callback import TrainingTrace
+
+    case = CASES["linear-mse"]
+    trace = TrainingTrace()
+    with pytest.raises(KeyboardInterrupt):
+        fit_with_trace(build(case, sgd()), X, case.y, trace=trace, callbacks=[interrupt_at(5)])
+
+    assert trace.interrupted is True
+
+
+# --- reuse, and reads during a fit -------------------------------------------------------------------
 
 
 def test_trace_reused_in_a_second_fit_continues_the_record_with_a_fit_column():
-    from kclf.callbacks import TrainingTrace
+    from kclf.trace.callback import TrainingTrace
 
     case = CASES["dense-relu"]
     model = build(case, sgd())
@@ -488,55 +403,6 @@ def test_a_trace_attached_to_another_model_refuses_in_one_line():
     assert kclf_leftovers(other, len(other.optimizer.variables)) == []
 
 
-def kclf_leftovers(model, n_optimizer_variables: int) -> list[str]:
-    """What a TrainingTrace would leave behind: extra optimizer variables, the loss recorder."""
-    leftovers = [v.path for v in model.optimizer.variables[n_optimizer_variables:]]
-    return leftovers + [m.name for m in model.metrics if m.name.startswith("kclf")]
-
-
-def test_fit_without_the_trace_after_a_traced_fit_leaves_no_hooks():
-    case = CASES["linear-mse"]
-    model = build(case, sgd())
-    model.fit(X, case.y, batch_size=BATCH_SIZE, verbose=0)
-    n_variables = len(model.optimizer.variables)
-    fit_with_trace(model, X, case.y)
-    before = model.get_weights()
-
-    history = model.fit(X, case.y, batch_size=BATCH_SIZE, verbose=0)
-
-    assert np.isfinite(history.history["loss"]).all()
-    assert not np.array_equal(model.get_weights()[0], before[0])
-    assert len(model.optimizer.variables) == n_variables
-    assert kclf_leftovers(model, n_variables) == []
-
-
-# --- interrupted fits, reads during fit, weight decay ------------------------------------------------
-
-
-def test_interrupted_is_true_as_soon_as_fit_raises():
-    from kclf.callbacks import TrainingTrace
-
-    case = CASES["linear-mse"]
-    trace = TrainingTrace()
-    with pytest.raises(KeyboardInterrupt):
-        fit_with_trace(build(case, sgd()), X, case.y, trace=trace, callbacks=[interrupt_at(5)])
-
-    assert trace.interrupted is True
-
-
-def test_fit_without_the_trace_after_an_interrupted_fit_leaves_no_hooks():
-    case = CASES["linear-mse"]
-    model = build(case, sgd())
-    model.fit(X, case.y, batch_size=BATCH_SIZE, verbose=0)
-    n_variables = len(model.optimizer.variables)
-    with pytest.raises(KeyboardInterrupt):
-        fit_with_trace(model, X, case.y, callbacks=[interrupt_at(2)])
-
-    model.fit(X, case.y, batch_size=BATCH_SIZE, verbose=0)
-
-    assert kclf_leftovers(model, n_variables) == []
-
-
 def test_reading_the_trace_during_fit_leaves_training_running():
     import keras
 
@@ -547,7 +413,7 @@ def test_reading_the_trace_during_fit_leaves_training_running():
         def on_epoch_end(self, epoch, logs=None):
             seen.append(trace.steps_recorded)
 
-    from kclf.callbacks import TrainingTrace
+    from kclf.trace.callback import TrainingTrace
 
     trace = TrainingTrace()
     fit_with_trace(build(case, sgd()), X, case.y, trace=trace, callbacks=[ReadTrace()])
@@ -556,39 +422,16 @@ def test_reading_the_trace_during_fit_leaves_training_running():
     assert trace.steps_recorded == 6 and trace.interrupted is False
 
 
-def test_weight_before_is_the_steps_starting_weight_with_weight_decay():
-    case = CASES["linear-mse"]
-    model = build(case, sgd(weight_decay=0.1))
-    initial = model.get_weights()
-
-    trace = fit_with_trace(model, X, case.y)
-
-    assert_steps_chain(trace, initial)
-    assert_matches_reference(trace, case.reference, X, case.y)
+# --- kclf.runner.save's trace (issue 17, item 21) ----------------------------------------------------
 
 
-# --- several steps per call --------------------------------------------------------------------------
+@pytest.mark.parametrize("trace", ["not a trace", 42, [None]], ids=repr)
+def test_save_says_what_trace_must_be_and_writes_nothing(trace, tmp_path):
+    from kclf import runner
+    from kclf.errors import KclfError
 
-
-@pytest.mark.parametrize(
-    "n_batches",
-    # Keras reports the last, shorter execution of an epoch as a full one
-    # (on_train_batch_end(11) after 2 steps): the trace must not invent steps.
-    [8, 10],
-    ids=["multiple-of-4", "not-a-multiple"],
-)
-def test_steps_per_execution_records_every_step_with_the_same_values(n_batches, backend_name):
-    if backend_name == "torch":
-        pytest.skip("Keras's torch backend rejects steps_per_execution > 1")
-    import pandas as pd
-
-    case = CASES["linear-mse"]
-    x, y = X[:n_batches], case.y[:n_batches]  # batches of 1
-
-    frames = [
-        fit_with_trace(build(case, sgd(), steps_per_execution=k), x, y, batch_size=1).to_frame()
-        for k in (4, 1)
-    ]
-
-    np.testing.assert_array_equal(frames[0].step.unique(), np.arange(1, 2 * n_batches + 1))
-    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
+    with pytest.raises(KclfError) as error:
+        runner.save({"loss": 1.0}, trace, out=tmp_path / "mine", name="mine")
+    text = assert_one_line(error)
+    assert repr(trace) in text and "expected a kclf.callbacks.TrainingTrace" in text
+    assert list(tmp_path.iterdir()) == []

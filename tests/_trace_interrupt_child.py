@@ -1,6 +1,6 @@
-"""The child of tests/test_trace_reliability.py's Ctrl-C test: traced fits stopped by Ctrl-C.
+"""The child of tests/test_trace_interrupt.py's Ctrl-C test: traced fits stopped by Ctrl-C.
 
-    KERAS_BACKEND=B python tests/_ctrl_c_child.py TRIES
+    KERAS_BACKEND=B python tests/_trace_interrupt_child.py TRIES
 
 For each try it starts a long traced fit of the same model with a new TrainingTrace and
 prints "recording" once the first step is recorded; the parent then sends SIGINT. After the

@@ -16,17 +16,16 @@ train function that was there before comes back when the trace is removed.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
+import keras
 import numpy as np
+from keras import ops
 
-from kclf import _keras_api as api
-from kclf._state import StateReader, pack, write_slot
-from kclf.backend import select_backend
 from kclf.errors import KclfError
-
-select_backend()
-import keras  # noqa: E402
-from keras import ops  # noqa: E402
+from kclf.trace import keras_api as api
+from kclf.trace.device import StateReader, pack, snapshot, write_slot
+from kclf.trace.refusals import loss_problem, no_gradient
 
 # Elements kept on the device between host reads: small enough for any model we trace.
 RING_ELEMENTS = 1 << 20
@@ -78,7 +77,7 @@ def ring_size(sizes, steps_per_call: int) -> int:
 class Hooks:
     """The rings, the wrapped methods and the train functions of one traced model."""
 
-    def __init__(self, model, variables):
+    def __init__(self, model, variables, before_fit: Callable[[], None]):
         self.model = model
         self.optimizer = api.applying_optimizer(model)
         self.variables = list(variables)
@@ -100,11 +99,15 @@ class Hooks:
         api.untrack(self.optimizer, [self.rows, self.skips])
         self.loss = LossRecorder(self.ring)
         self._step = threading.local()  # per replica thread under tf.distribute
+        self._before = {}  # id(variable) -> its value before weight decay changed it
+        self._reduced = {}  # tf.distribute: position -> the all-reduced gradient
         self.reader = None
         self.traced_function = None  # the compiled train function with the hooks
         self.plain_function = None  # the one that was there before
         self.installed = False
-        self.owner = None  # the TrainingTrace recording through these hooks
+        # Called when a fit starts through these hooks, and before another trace takes them:
+        # the trace recording through them ends its last fit if that one raised.
+        self.before_fit = before_fit
 
     # -- what runs inside the step -----------------------------------------------------------
     # Python work here runs once, while JAX and TensorFlow trace the step (every step on
@@ -121,7 +124,7 @@ class Hooks:
         def checked(*args, **kwargs):
             losses, step.losses = getattr(step, "losses", 0), 0
             if losses != 1:
-                api.raise_in_step(KclfError(_loss_problem(name, losses)))
+                api.raise_in_step(KclfError(loss_problem(name, losses, keras.backend.backend())))
             return original(*args, **kwargs)
 
         return checked
@@ -150,7 +153,7 @@ class Hooks:
         def apply_weight_decay(trainable_variables):
             # The weights before the step: decay changes them before the update proper.
             before.clear()
-            before.update({id(v): _snapshot(v) for v in trainable_variables if id(v) in watched})
+            before.update({id(v): snapshot(v) for v in trainable_variables if id(v) in watched})
             original(trainable_variables)
 
         return apply_weight_decay
@@ -163,10 +166,10 @@ class Hooks:
             reduced.clear()
             by_id = {id(v): g for g, v in zip(grads, trainable_variables)}
             if any(id(v) not in by_id for v in variables):  # Keras drops a None gradient
-                api.raise_in_step(KclfError(_no_gradient(
+                api.raise_in_step(KclfError(no_gradient(
                     [v for v in variables if id(v) not in by_id], [v for v in variables if id(v) in by_id])))
             starts = [before.get(id(v)) for v in variables]
-            starts = [_snapshot(v) if s is None else s for s, v in zip(starts, variables)]
+            starts = [snapshot(v) if s is None else s for s, v in zip(starts, variables)]
             slot = ops.mod(optimizer.iterations, ring) if ring > 1 else None
             original(grads, trainable_variables, learning_rate)
             if reduced:  # tf.distribute: the all-reduced gradients the update applied
@@ -192,7 +195,7 @@ class Hooks:
             api.patch_scaler_updates(self.scaler, self._loss_checked)
         api.patch_compute_loss(model, self._on_loss)
         api.add_metric(model, self.loss)
-        api.patch_make_train_function(model, self._fit_starts)
+        api.patch_make_train_function(model, self.before_fit)
         self.reader = StateReader(model, [self.rows, self.loss.losses, self.loss.count, optimizer.iterations])
         self.plain_function = model.train_function
         model.train_function = self.traced_function  # None: fit compiles the traced one
@@ -214,11 +217,6 @@ class Hooks:
         model.train_function = self.plain_function
         self.installed = False
 
-    def _fit_starts(self) -> None:
-        # A fit is starting while the owner still records: its last fit raised.
-        if self.owner is not None and self.owner.recording:
-            self.owner.end_fit(interrupted=True)
-
     def read(self):
         """(rows ring, loss ring, loss count, optimizer iterations) as NumPy; None when JAX
         no longer has them (see StateReader.read)."""
@@ -237,58 +235,22 @@ class Hooks:
         return iterations
 
 
-def _loss_problem(model_name: str, losses: int) -> str:
-    if losses > 1:
-        return (f"model {model_name!r}: its train step computes {losses} losses through compute_loss "
-                "before one optimizer update; TrainingTrace records one loss per step: expected one "
-                "compute_loss call per train step")
-    if keras.backend.backend() == "jax":
-        return (f"model {model_name!r}: its train step does not compute its loss with "
-                "stateless_compute_loss (a custom train_step with its own loss, or with compute_loss, "
-                "whose state the JAX step drops), so TrainingTrace cannot record the loss; expected "
-                "train_step to get its loss and metrics_variables from self.stateless_compute_loss(...), "
-                "or a fit without the trace")
-    return (f"model {model_name!r}: its train step does not compute its loss with compute_loss (a "
-            "custom train_step with its own loss), so TrainingTrace cannot record the loss; expected "
-            "train_step to get its loss from self.compute_loss(...), or a fit without the trace")
-
-
-def _no_gradient(missing, kept) -> str:
-    names = [v.path for v in missing]
-    keep = f"variables={[v.path for v in kept]}" if kept else "a loss that depends on them"
-    return (f"variables {names} get no gradient (the loss does not depend on them), so the optimizer "
-            f"does not update them and TrainingTrace has nothing to record; expected {keep}")
-
-
-def _snapshot(variable):
-    """The variable's current value, kept: torch updates parameters in place, and a
-    TensorFlow variable is read where the value is used unless read now."""
-    value = variable.value
-    name = keras.backend.backend()
-    if name == "torch":
-        return value.detach().clone()
-    if name == "tensorflow":
-        import tensorflow as tf
-
-        return tf.identity(value)
-    return value
-
-
-def hooks_for(model, variables) -> Hooks:
+def hooks_for(model, variables, *, before_fit: Callable[[], None]) -> Hooks:
     """Installed hooks recording ``variables``: the model's cached ones when they record the
-    same variables with the same ring and compile, else new ones (one recompile)."""
+    same variables with the same ring and compile, else new ones (one recompile).
+    ``before_fit``: the recording trace's, called whenever a fit starts through them."""
     cached = model.__dict__.get("_kclf_trace_hooks")
     key = (tuple(id(v) for v in variables),
            ring_size([int(np.prod(v.shape)) for v in variables], int(getattr(model, "steps_per_execution", 1) or 1)),
            api.compile_identity(model))
     if cached is not None:
-        if cached.owner is not None and cached.owner.recording:
-            cached.owner.end_fit(interrupted=True)  # its fit raised: it ends here
+        cached.before_fit()  # the trace that had them: its fit raised, it ends here
         cached.uninstall()
         if cached.key != key:
             cached = None
     if cached is None:
-        cached = Hooks(model, variables)
+        cached = Hooks(model, variables, before_fit)
         object.__setattr__(model, "_kclf_trace_hooks", cached)
+    cached.before_fit = before_fit
     cached.install()
     return cached
