@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kclf.errors import KclfError
+from kclf.progress import fit_progress, with_progress
 
 
 @contextmanager
@@ -92,7 +93,7 @@ class Lecture:
         self.traces: dict = {}
 
     def fit(self, label, model, x, y, **kwargs):
-        return model.fit(x, y, **kwargs)
+        return model.fit(x, y, **with_progress(label, kwargs))
 
 
 class Capture(Lecture):
@@ -136,7 +137,8 @@ class Capture(Lecture):
 
         ada.ArrayDataAdapter.get_tf_dataset = get_tf_dataset
         try:
-            history = model.fit(x, y, epochs=epochs, batch_size=batch_size, **kwargs)
+            history = model.fit(x, y, epochs=epochs, batch_size=batch_size,
+                                **with_progress(label, kwargs))
         finally:
             ada.ArrayDataAdapter.get_tf_dataset = original
         if len(pipelines) != 1:
@@ -213,7 +215,8 @@ class TorchCapture(Lecture):
 
         RandomSampler.__iter__ = watched
         try:
-            history = model.fit(x, y, epochs=epochs, batch_size=batch_size, **kwargs)
+            history = model.fit(x, y, epochs=epochs, batch_size=batch_size,
+                                **with_progress(label, kwargs))
         finally:
             RandomSampler.__iter__ = original
         ran = len(history.history.get("loss", []))
@@ -315,4 +318,4 @@ class Replay(Lecture):
         # validation in batches of the fit's size, as model.fit(x, y, batch_size) validates
         kwargs.setdefault("validation_batch_size", batch_size)
         return model.fit(data, epochs=min(epochs, len(start.orders)), steps_per_epoch=data.steps,
-                         shuffle=False, callbacks=[*callbacks, trace], **kwargs)
+                         shuffle=False, callbacks=[*callbacks, trace, fit_progress(label)], **kwargs)
