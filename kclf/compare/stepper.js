@@ -59,7 +59,7 @@
     function marker(i, x, y, color, parent) {
       var open = !inside(x, y);
       x = clampX(x); y = clampY(y);
-      var r = 7 - 1.5 * i, shape = MARKERS[i % MARKERS.length], node;
+      var r = 6 - 1.2 * i, shape = MARKERS[i % MARKERS.length], node;
       var style = {fill: open ? "white" : color, stroke: open ? color : "black", "stroke-width": 1.2};
       if (shape === "circle") node = el("circle", {cx: x, cy: y, r: r}, parent, true);
       else if (shape === "square") node = el("rect", {x: x - r, y: y - r, width: 2 * r, height: 2 * r}, parent, true);
@@ -162,7 +162,7 @@
           var x = num(v.before[i]), y = num(v.f_before[i]), grad = num(v.gradient[i]);
           var xa = num(v.after[i]), ya = num(v.f_after[i]);
           if (!isFinite(x) || !isFinite(y)) return;
-          var half = 0.05 * (img.xlim[1] - img.xlim[0]);
+          var half = 0.07 * (img.xlim[1] - img.xlim[0]);
           if (isFinite(grad)) {  // the tangent: slope = the recorded gradient
             var t = el("g", {"clip-path": "url(#" + clipId + ")"}, g, true);
             el("line", {x1: px(x - half), y1: py(y - grad * half), x2: px(x + half), y2: py(y + grad * half),

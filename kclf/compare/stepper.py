@@ -327,7 +327,7 @@ CSS = """
 .stepper-controls input[type=range] { width: 22em; max-width: 60vw; }
 .stepper-controls button { font-size: 1em; padding: 0.1em 0.6em; }
 .stepper-body { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; margin-top: 0.5em; }
-.stepper-plot { width: 640px; max-width: 100%; height: auto; }
+.stepper-plot { width: 560px; max-width: 100%; height: auto; }
 .stepper-values td, .stepper-values th { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .stepper-note { color: #555; font-size: 0.9em; margin: 0.3em 0 0; }
 """
