@@ -162,7 +162,9 @@ def _pit(results: dict) -> tuple[bool, str]:
 
 def _too_small_lr(results: dict) -> tuple[bool, str]:
     r = _get(results, "learning_rates/too small", {})
-    return r.get("steps_to_minimum") is None, f"still at {r.get('final_theta', float('nan')):.3g} after 200 steps"
+    if "final_theta" not in r:
+        return False, "not in this run's results"
+    return r.get("steps_to_minimum") is None, f"still at {r['final_theta']:.3g} after 200 steps"
 
 
 _SGD = (
@@ -202,28 +204,44 @@ _PITFALLS_2026 = (
     Claim("Learning rates: \"too big, you could overshoot and the loss may increase\" "
           "(θ0 = 7, η = 0.75)", "the loss increases", _pit),
 )
+def _outcome(run: str) -> Callable[[dict], tuple[bool, str]]:
+    """2025 pitfalls: run ``run`` ends where its name says (its results' "outcome")."""
+    def measure(results: dict) -> tuple[bool, str]:
+        r = lookup(results, f"runs/{run}") or {}
+        return r.get("outcome") == run, (f"x0 = {r.get('start')} → {r.get('final_x', float('nan')):.4g}: "
+                                         f"{r.get('outcome')}")
+    return measure
+
+
+def _slow_2025(results: dict) -> tuple[bool, str]:
+    part = lookup(results, "too_small/fraction_of_the_way")
+    return part is not None and part < 0.5, f"{part:.0%} of the way after 20 steps of η = 2"
+
+
+def _overshoots_2025(results: dict) -> tuple[bool, str]:
+    k = lookup(results, "too_large/eta_times_curvature")
+    return k is not None and k > 2, f"η·f'' = {k:.3g} > 2: every step overshoots the minimum"
+
+
+def _escapes_2025(results: dict) -> tuple[bool, str]:
+    full = lookup(results, "full_batch/escaped")
+    mini = lookup(results, "minibatch/escaped_count")
+    seeds = len(lookup(results, "seeds") or [])
+    return (full is False and bool(mini)), (f"full batch {'escapes' if full else 'stays'}; "
+                                            f"mini-batch: {mini} of {seeds} seeds escape")
+
+
 _PITFALLS_2025 = (
-    Claim("Géron Fig. 4-6: a start ends in a local minimum, not the global one",
-          "a local minimum", lambda r: _ends(r, "local minimum")),
-    Claim("Géron Fig. 4-6: a start ends in the global minimum", "the global minimum",
-          lambda r: _ends(r, "global minimum")),
-    Claim("Géron Fig. 4-6: a start on the plateau barely moves", "the plateau",
-          lambda r: _ends(r, "plateau")),
+    Claim("Géron Fig. 4-6: a start ends in a local minimum, not the global one (x0 = 50)",
+          "a local minimum", _outcome("local minimum")),
+    Claim("Géron Fig. 4-6: a start ends in the global minimum (x0 = 90)", "the global minimum",
+          _outcome("global minimum")),
+    Claim("Géron Fig. 4-6: a start on the plateau barely moves (x0 = 3)", "the plateau",
+          _outcome("plateau")),
+    Claim("Learning rates: too small is slow (Géron Fig. 4-4)", "far from the minimum", _slow_2025),
+    Claim("Learning rates: too large overshoots (Géron Fig. 4-5)", "jumps across the valley",
+          _overshoots_2025),
 )
-
-
-def _ends(results: dict, where: str) -> tuple[bool, str]:
-    """2025 pitfalls: some run ends in ``where`` (its results say where each run ends)."""
-    found = []
-
-    def walk(node, label=""):
-        if isinstance(node, dict):
-            if isinstance(node.get("ends_in"), str) and node["ends_in"].startswith(where):
-                found.append(label)
-            for key, value in node.items():
-                walk(value, key)
-    walk(results)
-    return bool(found), f"{', '.join(found) or 'no run'}: {where}"
 
 
 ENTRIES: dict[str, dict[str, tuple]] = {
@@ -270,8 +288,8 @@ ENTRIES: dict[str, dict[str, tuple]] = {
         Claim("from the plateau (θ0 = 2): full batch has nowhere to go, mini-batch moves",
               "full batch stays, mini-batch moves", _escapes("plateau")),
     ), "2025": (
-        Claim("\"The noise helps us jump out of local minima\"", "mini-batch escapes",
-              lambda r: _ends(r, "global minimum")),
+        Claim("\"The noise helps us jump out of local minima\" (the tilted double well, θ0 = 1.5)",
+              "full batch stays, mini-batch escapes", _escapes_2025),
     )},
     "learning-rate-schedule": {"*": (
         Claim("too high: the loss blows up (η = 1.3)", "diverges",
@@ -304,7 +322,8 @@ def check(name: str, results: dict, edition: str = "2026") -> list[dict]:
             ours = lookup(results, entry.path)
             ok, rel = agreement(ours, entry.value, entry.decimals, entry.rtol)
             rows.append({"path": entry.path, "cell": entry.cell, "lecture": entry.value,
-                         "value": ours, "agrees": ok, "max_rel_diff": rel})
+                         "value": ours, "agrees": ok, "max_rel_diff": rel,
+                         "decimals": entry.decimals})
         else:
             try:
                 ok, shown = entry.measure(results or {})

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from kclf import plots, slides
-from kclf.compare import costs, lecture, plain, report, stepper
+from kclf.compare import costs, plain, report, stepper
 from kclf.compare.runs import RunOutcome, Target
 from kclf.compare.schedule import Estimate
 from kclf.compare.tolerances import DETERMINISTIC, LECTURE_START
@@ -256,3 +256,20 @@ def test_no_tensorflow_chatter_in_a_torch_process():
     assert done.returncode == 0, done.stderr
     assert "oneDNN" not in done.stderr and "cpu_feature_guard" not in done.stderr
     assert "absl::InitializeLog" not in done.stderr
+
+
+def test_each_edition_is_checked_against_its_own_slides():
+    pitfalls_2025 = {"runs": {name: {"start": start, "final_x": end, "outcome": name}
+                              for name, start, end in (("local minimum", 50.0, 55.86),
+                                                       ("global minimum", 90.0, 86.97),
+                                                       ("plateau", 3.0, 2.5))},
+                     "too_small": {"fraction_of_the_way": 0.3}, "too_large": {"eta_times_curvature": 2.45}}
+    rows = slides.check("gradient-descent-pitfalls", pitfalls_2025, "2025")
+    assert [r["agrees"] for r in rows] == [True] * 5
+    assert rows[0]["value"] == "x0 = 50.0 → 55.86: local minimum"
+    assert not any(r["agrees"] for r in slides.check("gradient-descent-pitfalls", pitfalls_2025, "2026"))
+    noise_2025 = {"seeds": list(range(24)), "full_batch": {"escaped": False},
+                  "minibatch": {"escaped_count": 7}}
+    (row,) = slides.check("minibatch-noise", noise_2025, "2025")
+    assert row["agrees"] and row["value"] == "full batch stays; mini-batch: 7 of 24 seeds escape"
+    assert slides.entries("iris") == () and slides.entries("data-parallel") == ()

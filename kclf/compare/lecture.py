@@ -65,14 +65,17 @@ def count(rows_by_backend: dict[str, list[dict]], backend: str, synthetic: bool)
                 "ok" if agree == len(found) else "bad")
 
 
-def short(value) -> str:
-    """A value as the table shows it: 6 significant digits, lists in brackets."""
+def short(value, decimals=None) -> str:
+    """A value as the table shows it: 6 significant digits (or ``decimals`` places, as the slide
+    prints it), lists in brackets."""
     if isinstance(value, bool) or value is None:
         return str(value)
+    if isinstance(value, (int, float)) and isinstance(decimals, int):
+        return f"{value:.{decimals}f}"
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(short(v) for v in value) + "]"
+        return "[" + ", ".join(short(v, decimals) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {short(v)}" for k, v in value.items()) + "}"
     return str(value)
@@ -99,7 +102,8 @@ def table(exp: ExperimentComparison, rows_by_backend: dict[str, list[dict]]) -> 
     synthetic = plain.synthetic(exp)
     body = []
     for i, row in enumerate(first):
-        lecture = row["lecture"] if isinstance(row["lecture"], str) else short(row["lecture"])
+        lecture = row["lecture"] if isinstance(row["lecture"], str) else short(row["lecture"],
+                                                                                 row.get("decimals"))
         cells = []
         for backend in backends:
             theirs = rows_by_backend[backend]

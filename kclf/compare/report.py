@@ -68,6 +68,15 @@ def _what_ran(data: Comparison) -> list[tuple[str, object]]:
                  f"Created {data.created} by kclf {data.kclf}.")]
     for backend, why in data.skipped_backends.items():
         out.append(("p", f"{backend}: {why}."))
+    files = {}
+    for name, exp in data.experiments.items():
+        for run in exp.runs.values():
+            given = ((run.outcome.summary or {}).get("settings") or {}).get("data")
+            if given and not plain.synthetic(exp):
+                files.setdefault(given, []).append(name)
+                break
+    for path, names in files.items():
+        out.append(("p", f"Data: {', '.join(names)} read {path}."))
     synthetic = [name for name, e in data.experiments.items() if plain.synthetic(e)]
     if synthetic:
         out.append(("note", f"{', '.join(synthetic)}: synthetic data. No Kaggle file was given, so "
@@ -240,7 +249,7 @@ h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
 h3 { margin-top: 1.8em; }
 .banner { background: #b00020; color: white; padding: 0.8em 1em; font-size: 1.3em; font-weight: bold; }
 .note { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.6em 1em; margin: 0.6em 0; }
-.agree, .ok { color: #1b7e1b; font-weight: bold; }
+.agree { color: #1b7e1b; font-weight: bold; } .ok { color: #1b7e1b; }
 .differ, .failed, .incomplete, .NO, .bad { color: #b00020; font-weight: bold; }
 .na, .one-device, .not-judged { color: #666; }
 figure { margin: 1em 0; } figure img { max-width: 100%; } figcaption { color: #555; font-size: 0.9em; }
