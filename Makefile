@@ -16,12 +16,29 @@ FLOOR_STAMP := $(FLOOR_DIR)/.keras-$(FLOOR_KERAS)
 .PHONY: install test test-free test-jax test-tensorflow test-torch test-floor-free test-floor-jax \
 	lint experiments compare bench clean fixtures
 
+# Where torch comes from. PyPI's Linux torch brings multi-GB CUDA libraries, so the default
+# ("auto") is torch's CPU wheels (TORCH_CPU_INDEX), unless pip finds torch $(TORCH_VERSION)
+# without any index, in a wheel directory of its configuration (find-links: a CI image's).
+# For a GPU, name the CUDA build's index, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cu128
+# (pytorch.org lists the CUDA versions of each torch); TORCH_INDEX=pypi takes PyPI's build.
+TORCH_VERSION   := $(shell sed -n 's/^torch==\([0-9.]*\).*/\1/p' constraints.txt)
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_INDEX     ?= auto
+
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e ".[all,dev]"
+	@index='$(TORCH_INDEX)'; \
+	if [ "$$index" = auto ]; then \
+	  if $(PIP) install -q --dry-run --ignore-installed --no-index --no-deps \
+	       "torch==$(TORCH_VERSION)" >/dev/null 2>&1; then \
+	    index=; echo "make install: torch $(TORCH_VERSION) from pip's local wheels"; \
+	  else index='$(TORCH_CPU_INDEX)'; fi; \
+	elif [ "$$index" = pypi ]; then index=; fi; \
+	echo "$(PIP) install -q -c constraints.txt $${index:+--extra-index-url $$index }-e \".[all,dev]\""; \
+	$(PIP) install -q -c constraints.txt $${index:+--extra-index-url "$$index"} -e ".[all,dev]"
 	@touch $(STAMP)
 
 $(FLOOR_STAMP): pyproject.toml | install
@@ -52,7 +69,7 @@ test-jax test-tensorflow test-torch: test-%:
 test-floor-free test-floor-jax: test-floor-%:
 	@echo "== keras $(FLOOR_KERAS) (the declared floor): $(if $(filter free,$*),tests without a backend,backend tests under KERAS_BACKEND=jax)"
 	@PYTHONPATH=$(FLOOR_DIR) $(if $(filter jax,$*),KERAS_BACKEND=jax) $(PY) -m pytest -q \
-	  -p no:cacheprovider -m "$(if $(filter free,$*),not backend,backend)"
+	  -p no:cacheprovider -m "$(if $(filter free,$*),not backend and not browser,backend)"
 
 lint: install
 	$(VENV)/bin/ruff check kclf experiments tests
@@ -64,8 +81,13 @@ experiments: install
 	  done; \
 	done
 
+# The stroke demo reads the Kaggle "Stroke Prediction Dataset" file when one is named:
+# make compare STROKE_CSV=path/to/healthcare-dataset-stroke-data.csv (or KCLF_STROKE_CSV);
+# without it, kclf's synthetic stand-in, which the report names as such.
+STROKE_CSV ?= $(KCLF_STROKE_CSV)
+
 compare: install
-	$(VENV)/bin/kclf compare all --jobs $(JOBS)
+	$(VENV)/bin/kclf compare all --jobs $(JOBS)$(if $(STROKE_CSV), --data "$(STROKE_CSV)")
 
 bench: install
 	$(VENV)/bin/kclf bench

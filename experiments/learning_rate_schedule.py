@@ -22,6 +22,7 @@ import pandas as pd
 
 from kclf import plots
 from kclf.callbacks import TrainingTrace
+from kclf.data import schedule_data
 from kclf.models import compile_model, linear_regression
 
 NAME = "learning-rate-schedule"
@@ -49,15 +50,8 @@ def schedule():
     return keras.optimizers.schedules.ExponentialDecay(0.3, decay_steps=TOTAL_STEPS, decay_rate=0.01)
 
 
-def data() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal(N)
-    y = 2 * x - 1 + rng.standard_normal(N)
-    return x.astype("float32").reshape(-1, 1), y.astype("float32").reshape(-1, 1)
-
-
 def run(ctx):
-    x, y = data()
+    x, y = schedule_data(N)
     X = np.c_[x[:, 0].astype("float64"), np.ones(N)]
     target = y[:, 0].astype("float64")
     optimum = np.linalg.lstsq(X, target, rcond=None)[0]

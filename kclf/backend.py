@@ -100,6 +100,12 @@ def select_backend(name: str | None = None) -> str:
     os.environ["KERAS_BACKEND"] = backend
     # TensorFlow's C++ start-up chatter would bury the tables; errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend != "tensorflow":
+        # Keras imports TensorFlow, when it is installed, to seed it (keras.utils.set_random_seed,
+        # which the lecture's preamble calls) even on JAX and torch: there TensorFlow computes
+        # nothing, and its oneDNN notice, which TF_CPP_MIN_LOG_LEVEL does not silence
+        # (tensorflow 2.21), is noise in every log.
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     threads_for(backend)
     return backend
 

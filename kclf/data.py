@@ -27,3 +27,11 @@ def linear_data(n: int = 100, seed: int = 42, noise: float = 1.0) -> tuple[np.nd
     x = rng.uniform(0, 10, size=n)
     y = 2 * x - 1 + noise * rng.standard_normal(n)
     return x.astype("float32").reshape(-1, 1), y.astype("float32").reshape(-1, 1)
+
+
+def schedule_data(n: int = 100, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """The learning-rate-schedule experiment's points: x ~ N(0, 1), y = 2x − 1 + N(0, 1)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n)
+    y = 2 * x - 1 + rng.standard_normal(n)
+    return x.astype("float32").reshape(-1, 1), y.astype("float32").reshape(-1, 1)

@@ -97,3 +97,60 @@ def mark_minimum(ax, w, b, w_range, b_range, *, label: str = "MSE minimum") -> N
     marker = max(beyond, key=beyond.get)
     ax.plot([cw], [cb], marker=marker, color="k", ms=11, linestyle="none",
             label=f"{label} at ({w:.3g}, {b:.3g}), off the axes this way")
+
+
+# -- readable on a projector ------------------------------------------------------------------
+REPORT_WIDTH_PX = 1150  # the widest a figure is shown in report.html (CSS pixels)
+MIN_POINTS = 8.0  # the smallest text, in points as the reader sees it (1 pt = 96/72 CSS px)
+
+
+def min_fontsize(width_in: float, dpi: float, shown_px: float = REPORT_WIDTH_PX) -> float:
+    """The smallest matplotlib font size (pt) that is MIN_POINTS when a figure ``width_in``
+    inches wide, saved at ``dpi``, is shown at most ``shown_px`` CSS pixels wide."""
+    scale = min(1.0, shown_px / (width_in * dpi))
+    return MIN_POINTS * 96.0 / (dpi * scale)
+
+
+def _inside(legend, ax) -> bool:
+    """Whether a legend overlaps its axes' data area (drawn first: a figure's layout is known)."""
+    a, b = legend.get_window_extent(), ax.get_window_extent()
+    return a.x0 < b.x1 and a.x1 > b.x0 and a.y0 < b.y1 and a.y1 > b.y0
+
+
+def for_projector(fig, dpi: float = 110, shown_px: float = REPORT_WIDTH_PX) -> None:
+    """Make ``fig`` readable where report.html (or a projector) shows it: every text at least
+    MIN_POINTS at the size shown, legends moved out of the data (below their axes), and integer
+    ticks on step, epoch and iteration axes."""
+    from matplotlib.text import Text
+    from matplotlib.ticker import MaxNLocator
+
+    smallest = min_fontsize(fig.get_size_inches()[0], dpi, shown_px)
+    for text in fig.findobj(Text):
+        if text.get_fontsize() < smallest:
+            text.set_fontsize(smallest)
+    for ax in fig.axes:
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            labels = axis.get_ticklabels()
+            if labels and labels[0].get_fontsize() < smallest:
+                ax.tick_params(axis=name, labelsize=smallest)
+        if any(w in ax.get_xlabel().lower() for w in ("step", "epoch", "iteration")) \
+                and ax.get_xscale() == "linear":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.canvas.draw()
+    moved = False
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None or not _inside(legend, ax):
+            continue
+        handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+        size = max([smallest] + [t.get_fontsize() for t in legend.get_texts()][:1])
+        legend.remove()
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                  ncol=2 if len(labels) > 1 and max(map(len, labels)) <= 28 else 1,
+                  fontsize=size, frameon=False)
+        moved = True
+    if moved and not fig.get_constrained_layout():
+        try:  # room for the legends below the axes
+            fig.set_layout_engine("constrained")
+        except RuntimeError:  # a layout that cannot change (colorbars made under another)
+            pass

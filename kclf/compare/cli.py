@@ -19,13 +19,25 @@ from kclf.compare.runs import (
 from kclf.compare.schedule import execute
 from kclf.compare.tolerances import tolerance_for
 from kclf.compare.verdict import build
-from kclf.editions import EDITIONS, STARTS, resolve, start_names
+from kclf.editions import EDITIONS, STARTS, STROKE_CSV_ENV, resolve, start_names
 from kclf.errors import KclfError, UsageError
 from kclf.fsio import FolderLock, usable_folder
 
 DEFAULT_OUT = Path("results") / "compare"
 
+DESCRIPTION = (
+    "Run each experiment once per backend, each in a process of its own, and compare every "
+    "backend with the reference: torch for the 2026 edition (the default), tensorflow for "
+    "--edition 2025 (the backend each edition's lecture ran on), or the first backend "
+    "--backends names. Writes OUT/report.html (the lecture's numbers per backend, a "
+    "step-through of the optimisation slides, the cross-backend diagnostics), comparison.md "
+    "and comparison.json. The stroke demo reads the Kaggle file given by --data or "
+    "KCLF_STROKE_CSV, else a synthetic stand-in, which the report names."
+)
+
+
 def add_arguments(parser) -> None:
+    parser.description = DESCRIPTION
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help="experiments (see kclf list), 'all' (the default), or a script path "
                         "that saves with kclf.runner.save")
@@ -69,6 +81,20 @@ def _progress(done: int, total: int, elapsed: float, outcome: RunOutcome, left: 
     eta = "" if left is None or done == total else f", ~{_clock(left)} left"
     print(f"[{done}/{total} {_clock(elapsed)}{eta}] {outcome.experiment} on {outcome.backend}: "
           f"{outcome.status}{wall}", file=sys.stderr, flush=True)
+
+
+def _heartbeat(done: int, total: int, elapsed: float, left: float | None, running) -> None:
+    """Before the first run: the whole compare's estimate; later, while no run ends, what is
+    running and where its fit is (every schedule.HEARTBEAT_S seconds, terminal or not)."""
+    eta = "" if left is None else f", ~{_clock(left)} left"
+    if not running:
+        print(f"kclf compare: about {_clock(left)} to go, from kclf's measured costs "
+              "(kclf.compare.costs) or this folder's last compare" if left is not None else
+              "kclf compare: no estimate yet (runs not measured before)", file=sys.stderr, flush=True)
+        return
+    now = ", ".join(f"{r.name} on {r.backend} ({_clock(r.seconds)}" + (f"; {r.doing}" if r.doing else "")
+                    + ")" for r in running)
+    print(f"[{done}/{total} {_clock(elapsed)}{eta}] running: {now}", file=sys.stderr, flush=True)
 
 
 def main(args) -> int:
@@ -121,6 +147,11 @@ def _main(args, targets, backends, skipped, settings: Settings) -> int:
         total = len(targets) * len(backends)
         for name, why in skipped.items():
             print(f"kclf compare: skipping {name}: {why}", file=sys.stderr)
+        readers = _data_readers(targets)
+        if readers and settings.data is None and not os.environ.get(STROKE_CSV_ENV):
+            print(f"kclf compare: {', '.join(readers)} on kclf's synthetic stand-in (no --data, no "
+                  f"{STROKE_CSV_ENV}): the lecture's numbers for the Kaggle file cannot agree",
+                  file=sys.stderr)
         if args.reuse:
             outcomes, interrupted = reuse(targets, backends, out, settings), False
         how = f"diffing the runs already in {out}/runs" if args.reuse else f"{args.jobs} at a time"
@@ -129,17 +160,25 @@ def _main(args, targets, backends, skipped, settings: Settings) -> int:
         if not args.reuse:
             outcomes, interrupted = execute(targets, backends, out, jobs=args.jobs, timeout=args.timeout,
                                             progress=_progress, settings=settings,
-                                            batch=not args.separate)
+                                            batch=not args.separate, heartbeat=_heartbeat)
         comparison = build(targets, backends, skipped, outcomes, tolerances,
                            interrupted=interrupted)
         page = report.write(out, comparison)
 
+    from kclf.compare import plain
+
     for exp in comparison.experiments.values():
         where = f": {exp.where}" if exp.where and exp.verdict != "agree" else ""
-        print(f"  {exp.name:<22} {exp.verdict}{where}", file=sys.stderr)
+        synthetic = f" ({plain.SYNTHETIC})" if plain.synthetic(exp) else ""
+        print(f"  {exp.name:<26} {plain.label(exp)}{synthetic}{where}", file=sys.stderr)
     state = "" if comparison.complete else "INCOMPLETE "
     print(f"{state}report: {page} (also comparison.md, comparison.json)", file=sys.stderr)
     return comparison.exit_code
+
+
+def _data_readers(targets) -> list[str]:
+    known = registry.discover()
+    return [t.name for t in targets if t.script is None and t.name in known and known[t.name].reads_data]
 
 
 @contextmanager

@@ -90,6 +90,10 @@ class ResultsDiff:
     worst: str | None  # the path of the largest |difference|
     failing: list[LeafDiff]  # judged and beyond tolerance: the first 50
     details: list[LeafDiff]  # every leaf, or the failing ones when there are over 200
+    # The same over the judged numeric leaves only: what the verdict rests on.
+    judged_max_abs: float | None = None
+    judged_max_rel: float | None = None
+    judged_worst: str | None = None  # the judged leaf with the largest relative difference
 
     @property
     def ok(self) -> bool:
@@ -97,7 +101,9 @@ class ResultsDiff:
 
     def to_json(self) -> dict:
         return {"leaves": self.leaves, "judged": self.judged, "max_abs": self.max_abs,
-                "max_rel": self.max_rel, "worst": self.worst, "ok": self.ok,
+                "max_rel": self.max_rel, "worst": self.worst,
+                "judged_max_abs": self.judged_max_abs, "judged_max_rel": self.judged_max_rel,
+                "judged_worst": self.judged_worst, "ok": self.ok,
                 "failing": [leaf.to_json() for leaf in self.failing],
                 "details": [leaf.to_json() for leaf in self.details]}
 
@@ -124,6 +130,8 @@ def compare_results(ref: dict, other: dict, tol: Tolerance) -> ResultsDiff:
     failing = [leaf for leaf in leaves if leaf.judged and not leaf.ok]
     numeric = [leaf for leaf in leaves if leaf.abs_diff is not None]
     worst = max(numeric, key=lambda leaf: leaf.abs_diff, default=None)
+    judged = [leaf for leaf in numeric if leaf.judged]
+    judged_worst = max(judged, key=lambda leaf: (leaf.rel_diff, leaf.abs_diff), default=None)
     return ResultsDiff(
         leaves=len(leaves),
         judged=sum(leaf.judged for leaf in leaves),
@@ -132,6 +140,9 @@ def compare_results(ref: dict, other: dict, tol: Tolerance) -> ResultsDiff:
         worst=worst.path if worst else None,
         failing=failing[:50],
         details=leaves if len(leaves) <= 200 else failing[:50],
+        judged_max_abs=_finite_max(leaf.abs_diff for leaf in judged),
+        judged_max_rel=_finite_max(leaf.rel_diff for leaf in judged),
+        judged_worst=judged_worst.path if judged_worst else None,
     )
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import base64
 import html
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from kclf.compare import lecture, plain, stepper
+from kclf.compare.blocks import Cell, Table
 from kclf.compare.diff import QuantityDiff
 from kclf.compare.figures import Figure, make_figures
 from kclf.compare.verdict import Comparison, ExperimentComparison, parting_text
@@ -26,12 +27,6 @@ TIMING_NOTE = (
     "outputs); first step: tracing/compilation included, summed over the experiment's training "
     "runs; steady: steps per second after each run's first step; total: the process's wall time."
 )
-
-
-@dataclass
-class Table:
-    columns: list[str]
-    rows: list[list[str]]
 
 
 # -- numbers as text --------------------------------------------------------------------
@@ -62,42 +57,80 @@ def _status_line(data: Comparison) -> tuple[str, str]:
     return "banner", f"INCOMPLETE: {why}{ok} of {total} runs finished ok; the others are marked below."
 
 
-def _overview(data: Comparison) -> Table:
+def _what_ran(data: Comparison) -> list[tuple[str, object]]:
+    """What was run, in words: the edition, the backends, and the data (synthetic named)."""
+    ref, versions = data.reference, data.versions
+    names = ", ".join(f"{b} {versions.get(b, '')}" + (" (the reference)" if b == ref else "")
+                      for b in data.backends)
+    editions = sorted({lecture.edition_of(e) for e in data.experiments.values()})
+    out = [("p", f"The {' and '.join(editions)} edition of \"Classification & Optimisation\" on "
+                 f"{names}; keras {versions.get('keras')}, python {versions.get('python')}. "
+                 f"Created {data.created} by kclf {data.kclf}.")]
+    for backend, why in data.skipped_backends.items():
+        out.append(("p", f"{backend}: {why}."))
+    files = {}
+    for name, exp in data.experiments.items():
+        for run in exp.runs.values():
+            given = ((run.outcome.summary or {}).get("settings") or {}).get("data")
+            if given and not plain.synthetic(exp):
+                files.setdefault(given, []).append(name)
+                break
+    for path, names in files.items():
+        out.append(("p", f"Data: {', '.join(names)} read {path}."))
+    synthetic = [name for name, e in data.experiments.items() if plain.synthetic(e)]
+    if synthetic:
+        out.append(("note", f"{', '.join(synthetic)}: synthetic data. No Kaggle file was given, so "
+                            f"{'it' if len(synthetic) == 1 else 'they'} ran on kclf's synthetic "
+                            "stand-in, whose numbers cannot be the lecture's. For the lecture's "
+                            f"numbers, give {lecture.KAGGLE}."))
+    words = [plain.label(e) for e in data.experiments.values()]
+    counts = ", ".join(f"{words.count(v)} {v}" for v in dict.fromkeys(words))
+    out.append(("p", f"Across backends: {counts or 'nothing compared'}."))
+    return out
+
+
+def _runs(data: Comparison) -> Table:
     backends, skipped = data.backends, data.skipped_backends
     rows = []
     for exp in data.experiments.values():
-        cells = []
-        for b in backends:
-            run = exp.runs[b]
-            wall = run.timing.total_s
-            cells.append(run.outcome.status + (f" ({wall:.1f} s)" if wall is not None else ""))
-        rows.append([exp.name, exp.verdict, exp.where or "—", *cells, *skipped.values()])
+        cells = [plain.run_cell(exp, b) for b in backends]
+        word = plain.label(exp)
+        rows.append([exp.name, Cell(word, word.replace(" ", "-")), exp.where or "—", *cells,
+                     *skipped.values()])
     return Table(["experiment", "verdict", "where", *backends, *skipped], rows)
+
+
+NOT_JUDGED = Cell("beyond (shown, not judged)", "na")
 
 
 def _differences(exp: ExperimentComparison) -> Table | None:
     rows = []
     for backend, pair in exp.pairs.items():
         traces = pair.traces
-        judged = "" if pair.traces_judged else " (informational)"
+        judged = pair.traces_judged
+        suffix = "" if judged else " (shown, not judged)"
         if traces is not None:
             for quantity, q in traces.quantities.items():
-                rows.append([backend, quantity + judged, _num(q.max_abs), _num(q.max_rel),
-                             f"{q.rtol:g}, {q.atol:g}", _first_step(q),
-                             "yes" if q.within else "NO"])
+                within = Cell("yes") if q.within else (Cell("NO", "NO") if judged else NOT_JUDGED)
+                rows.append([backend, quantity + suffix, _num(q.max_abs), _num(q.max_rel),
+                             f"{q.rtol:g}, {q.atol:g}", _first_step(q), within])
             if traces.missing_rows:
-                rows.append([backend, "trace rows" + judged, "—", "—", "—",
-                             f"{traces.missing_rows} rows on one side only", "NO"])
+                rows.append([backend, "trace rows" + suffix, "—", "—", "—",
+                             f"{traces.missing_rows} rows on one side only",
+                             Cell("NO", "NO") if judged else NOT_JUDGED])
             if not traces.quantities:
-                rows.append([backend, "trace" + judged, "—", "—", "—", traces.first.what, "NO"])
+                rows.append([backend, "trace" + suffix, "—", "—", "—", traces.first.what,
+                             Cell("NO", "NO") if judged else NOT_JUDGED])
         res = pair.results
-        worst = f"largest: {res.worst}" if res.max_abs else "—"
-        rows.append([backend, f"results ({res.judged} of {res.leaves} judged)", _num(res.max_abs),
-                     _num(res.max_rel), "by name", worst, "yes" if res.ok else "NO"])
+        largest = f"largest: {res.judged_worst}" if res.judged_max_rel else "—"
+        rows.append([backend, f"results ({res.judged} of {res.leaves} judged)",
+                     _num(res.judged_max_abs), _num(res.judged_max_rel), "by name", largest,
+                     Cell("yes") if res.ok else Cell("NO", "NO")])
     if not rows:
         return None
     return Table(["backend", "what", "max abs diff", "max rel diff", "rtol, atol",
-                  "first step beyond tolerance", "within tolerance"], rows)
+                  "first step beyond tolerance (or the judged result furthest off)",
+                  "within tolerance"], rows)
 
 
 def _failing_leaves(exp: ExperimentComparison) -> Table | None:
@@ -114,79 +147,82 @@ def _timing(exp: ExperimentComparison, data: Comparison) -> Table:
     for backend, run in exp.runs.items():
         t = run.timing
         version = (run.versions or {}).get(backend) or data.versions.get(backend, "")
-        rows.append([backend, run.outcome.status, _secs(t.startup_s), _secs(t.first_step_s),
-                     _num(t.steady_steps_per_s), _secs(t.total_s), version])
+        rows.append([backend, plain.run_cell(exp, backend).rsplit(" (", 1)[0], _secs(t.startup_s),
+                     _secs(t.first_step_s), _num(t.steady_steps_per_s), _secs(t.total_s), version])
     for backend, why in data.skipped_backends.items():
         rows.append([backend, why, "—", "—", "—", "—", ""])
     return Table(["backend", "status", "start-up s", "first step s", "steady steps/s", "total s",
                   "version"], rows)
 
 
-def build_blocks(data: Comparison, figures: dict[str, list[Figure]]) -> list[tuple[str, object]]:
-    ref = data.reference
-    blocks: list[tuple[str, object]] = [("h1", "Backend comparison"), _status_line(data)]
-    versions = data.versions
-    names = ", ".join(f"{b} {versions.get(b, '')}" + (" (reference)" if b == ref else "")
-                      for b in data.backends)
-    blocks.append(("p", f"Backends: {names}; keras {versions.get('keras')}, python "
-                        f"{versions.get('python')}. Created {data.created} by kclf {data.kclf}."))
-    for backend, why in data.skipped_backends.items():
-        blocks.append(("p", f"{backend}: {why}."))
-    verdicts = [e.verdict for e in data.experiments.values()]
-    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in dict.fromkeys(verdicts))
-    blocks.append(("p", f"Verdict: {counts or 'nothing compared'}."))
-    blocks += [("h2", "Overview"), ("table", _overview(data))]
-    for name, exp in data.experiments.items():
-        blocks.append(("h2", name))
-        if exp.script:
-            blocks.append(("p", f"Script: {exp.script}"))
-        blocks.append(("p", f"Verdict: {exp.verdict}" + (f" ({exp.where})" if exp.where else "")))
-        tol = exp.tolerance
-        blocks.append(("p", f"Tolerance: rtol {tol.rtol:g}, atol {tol.atol:g}; {tol.why}. "
-                            f"Reference: {exp.reference or 'none (no run finished)'}."))
-        table = _differences(exp)
-        if table:
-            blocks += [("h3", f"Differences against {exp.reference}"), ("table", table)]
-            for backend, pair in exp.pairs.items():
-                for note in pair.traces.notes if pair.traces else []:
-                    blocks.append(("p", f"{backend}: {note}"))
+def _diagnostics(exp: ExperimentComparison, data: Comparison, figures: list[Figure]) -> list:
+    blocks: list[tuple[str, object]] = [("h3", exp.name + (" (synthetic data)" if plain.synthetic(exp) else ""))]
+    if exp.script:
+        blocks.append(("p", f"Script: {exp.script}"))
+    blocks.append(("p", f"Verdict: {plain.sentence(exp)}."))
+    tol = exp.tolerance
+    blocks.append(("p", f"Tolerance: rtol {tol.rtol:g}, atol {tol.atol:g}; {tol.why}. "
+                        f"Reference: {exp.reference or 'none (no run finished)'}."))
+    table = _differences(exp)
+    if table:
+        blocks += [("h4", f"Differences against {exp.reference}"), ("table", table)]
         for backend, pair in exp.pairs.items():
-            if pair.parting:
-                blocks.append(("p", f"Where {backend} parts from {exp.reference}: "
-                                    f"{parting_text(pair.parting)}."))
-        leaves = _failing_leaves(exp)
-        if leaves:
-            blocks += [("h3", "Results beyond tolerance"), ("table", leaves)]
-        blocks += [("h3", "Time per backend"), ("table", _timing(exp, data)), ("p", TIMING_NOTE)]
-        failed = {b: r.outcome for b, r in exp.runs.items() if r.outcome.status != "ok"}
-        if failed:
-            blocks.append(("h3", "Failures"))
-            for backend, run in failed.items():
-                logs = (f" (logs: {run.dir}.stderr.log, .stdout.log)"
-                        if run.returncode is not None else "")
-                error = f": {run.error}" if run.error else ""
-                blocks.append(("p", f"{backend}: {run.status}{error}{logs}"))
-                if run.stderr_tail:
-                    blocks.append(("pre", "\n".join(run.stderr_tail)))
-        if figures.get(name):
-            blocks.append(("h3", "Figures"))
-            blocks += [("figure", fig) for fig in figures[name]]
+            for note in pair.traces.notes if pair.traces else []:
+                blocks.append(("p", f"{backend}: {note}"))
+    for backend, pair in exp.pairs.items():
+        if pair.parting:
+            blocks.append(("p", f"Where {backend} parts from {exp.reference}: "
+                                f"{parting_text(pair.parting)}."))
+    leaves = _failing_leaves(exp)
+    if leaves:
+        blocks += [("h4", "Results beyond tolerance"), ("table", leaves)]
+    blocks += [("h4", "Time per backend"), ("table", _timing(exp, data)), ("p", TIMING_NOTE)]
+    failed = {b: r.outcome for b, r in exp.runs.items() if r.outcome.status != "ok"}
+    if failed:
+        blocks.append(("h4", "Failures"))
+        for backend, run in failed.items():
+            logs = (f" (logs: {run.dir}.stderr.log, .stdout.log)"
+                    if run.returncode is not None else "")
+            error = f": {run.error}" if run.error else ""
+            blocks.append(("p", f"{backend}: {run.status}{error}{logs}"))
+            if run.stderr_tail:
+                blocks.append(("pre", "\n".join(run.stderr_tail)))
+    if figures:
+        blocks.append(("h4", "Figures across backends"))
+        blocks += [("figure", fig) for fig in figures]
+    return blocks
+
+
+def build_blocks(data: Comparison, figures: dict[str, list[Figure]], out: Path | None = None,
+                 steppers: dict | None = None) -> list[tuple[str, object]]:
+    """The report: what was run, the overview, the lecture slide by slide, then the
+    cross-backend diagnostics, each experiment under its own heading."""
+    title = "Classification & Optimisation on " + ", ".join(data.backends or ["no backend"])
+    blocks: list[tuple[str, object]] = [("h1", title), _status_line(data), *_what_ran(data)]
+    blocks += [("h2", "Overview"), ("table", lecture.overview(data))]
+    blocks += lecture.blocks(data, Path(out or "."), steppers or {})
+    blocks += [("h2", "Across backends: diagnostics"),
+               ("p", "Each experiment ran once per backend, in a process of its own; every "
+                     "backend is aligned with the reference step by step and number by number."),
+               ("table", _runs(data))]
+    for name, exp in data.experiments.items():
+        blocks += _diagnostics(exp, data, figures.get(name, []))
     return blocks
 
 
 # -- rendering --------------------------------------------------------------------------------
-def _md_cell(text: str) -> str:
+def _md_cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(blocks) -> str:
     lines: list[str] = []
     for kind, payload in blocks:
-        if kind in ("h1", "h2", "h3"):
+        if kind in ("h1", "h2", "h3", "h4"):
             lines += ["#" * int(kind[1]) + " " + payload, ""]
         elif kind == "p":
             lines += [payload, ""]
-        elif kind == "banner":
+        elif kind in ("banner", "note"):
             lines += [f"> **{payload}**", ""]
         elif kind == "pre":
             lines += ["```", payload, "```", ""]
@@ -197,6 +233,9 @@ def render_markdown(blocks) -> str:
             lines.append("")
         elif kind == "figure":
             lines += [f"![{payload.caption}]({payload.path})", ""]
+        elif kind == "stepper":
+            lines += [f"Step through every recorded step of {payload.name} on each backend: open "
+                      "report.html in a browser (the slider, or the arrow keys).", ""]
     return "\n".join(lines)
 
 
@@ -206,32 +245,48 @@ table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
+h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
+h3 { margin-top: 1.8em; }
 .banner { background: #b00020; color: white; padding: 0.8em 1em; font-size: 1.3em; font-weight: bold; }
-.agree { color: #1b7e1b; font-weight: bold; } .differ, .failed, .incomplete, .NO { color: #b00020; font-weight: bold; }
+.note { background: #fff4d6; border-left: 4px solid #e0a800; padding: 0.6em 1em; margin: 0.6em 0; }
+.agree { color: #1b7e1b; font-weight: bold; } .ok { color: #1b7e1b; }
+.differ, .failed, .incomplete, .NO, .bad { color: #b00020; font-weight: bold; }
+.na, .one-device, .not-judged { color: #666; }
 figure { margin: 1em 0; } figure img { max-width: 100%; } figcaption { color: #555; font-size: 0.9em; }
-"""
-
-_MARKED = {"agree", "differ", "failed", "incomplete", "NO"}
+""" + stepper.CSS
 
 
-def _html_cell(text: str) -> str:
-    css = f' class="{text}"' if text in _MARKED else ""
-    return f"<td{css}>{html.escape(str(text))}</td>"
+def _html_cell(value) -> str:
+    if isinstance(value, Cell):
+        css = f' class="{html.escape(value.css)}"' if value.css else ""
+        return f"<td{css}>{html.escape(value.text)}</td>"
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def _anchor(text: str) -> str:
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-")
 
 
 def render_html(blocks, incomplete: bool) -> str:
-    title = "Backend comparison" + (" (INCOMPLETE)" if incomplete else "")
-    parts = [f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title>"
-             f"<style>{_CSS}</style></head><body>"]
+    title = blocks[0][1] if blocks and blocks[0][0] == "h1" else "Backend comparison"
+    title += " (INCOMPLETE)" if incomplete else ""
+    parts = [f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"]
+    anchors: set[str] = set()
+    steppers = False
     for kind, payload in blocks:
-        if kind in ("h1", "h2", "h3"):
-            anchor = re.sub(r"[^a-z0-9-]", "-", payload.lower()) if kind == "h2" else ""
+        if kind in ("h1", "h2", "h3", "h4"):
+            anchor = _anchor(payload) if kind in ("h2", "h3") else ""
+            while anchor in anchors:
+                anchor += "-"
+            anchors.add(anchor)
             attr = f" id='{anchor}'" if anchor else ""
             parts.append(f"<{kind}{attr}>{html.escape(payload)}</{kind}>")
         elif kind == "p":
             parts.append(f"<p>{html.escape(payload)}</p>")
-        elif kind == "banner":
-            parts.append(f"<div class='banner'>{html.escape(payload)}</div>")
+        elif kind in ("banner", "note"):
+            parts.append(f"<div class='{kind}'>{html.escape(payload)}</div>")
         elif kind == "pre":
             parts.append(f"<pre>{html.escape(payload)}</pre>")
         elif kind == "table":
@@ -242,6 +297,11 @@ def render_html(blocks, incomplete: bool) -> str:
             data = base64.b64encode(payload.png).decode()
             parts.append(f"<figure><img alt='{html.escape(payload.caption)}' src='data:image/png;base64,{data}'>"
                          f"<figcaption>{html.escape(payload.caption)}</figcaption></figure>")
+        elif kind == "stepper":
+            parts.append(stepper.render(payload))
+            steppers = True
+    if steppers:
+        parts.append(f"<script>{stepper.script()}</script>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
@@ -249,11 +309,22 @@ def render_html(blocks, incomplete: bool) -> str:
 def write(out: Path, data: Comparison) -> Path:
     """Write figures, comparison.json, comparison.md and report.html into ``out``; return the page."""
     out = Path(out)
-    figures = {name: make_figures(exp) for name, exp in data.experiments.items()}
-    blocks = build_blocks(data, figures)
+    figures = {name: make_figures(exp, " (synthetic data)" if plain.synthetic(exp) else "")
+               for name, exp in data.experiments.items()}
+    steppers = {}
+    for name, exp in data.experiments.items():
+        if exp.script is None:
+            found = stepper.build(name, exp.frames, lecture.edition_of(exp), list(exp.runs))
+            if found is not None:
+                steppers[name] = found
+    blocks = build_blocks(data, figures, out, steppers)
     markdown = render_markdown(blocks)
     page = render_html(blocks, incomplete=not data.complete)
-    payload = dumps(data.to_json(), indent=1)  # kclf.jsonio: NaN, inf, -inf as "nan", "inf", "-inf"
+    summary = data.to_json()
+    for name, exp in data.experiments.items():  # the report's words, beside the verdict
+        summary["experiments"][name]["sentence"] = plain.sentence(exp)
+        summary["experiments"][name]["lecture"] = lecture.rows(exp)
+    payload = dumps(summary, indent=1)  # kclf.jsonio: NaN, inf, -inf as "nan", "inf", "-inf"
     with ctrl_c_waits():
         for figs in figures.values():
             for fig in figs:

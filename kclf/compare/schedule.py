@@ -16,18 +16,22 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from kclf.compare import runs
+from kclf import procs
+from kclf.compare import costs, runs
 from kclf.compare.runs import OUTCOME, RunOutcome, Target, beside, run_dir
+from kclf.progress import PREFIX as PROGRESS_PREFIX
 from kclf.trace.interrupt import caught
 
 
 class Estimate:
     """Seconds each run is expected to take: its wall time in the last compare into the same
-    folder, else the mean of this compare's runs of that experiment, else of all runs so far."""
+    folder, else its shipped cost (kclf.compare.costs) scaled by how this machine compares so
+    far, else the mean of this compare's runs of that experiment, else of all runs so far."""
 
-    def __init__(self, out: Path, keys):
+    def __init__(self, out: Path, keys, edition: str = "2026"):
         self.previous: dict[tuple[str, str], float] = {}
         for name, backend in keys:
             try:
@@ -36,36 +40,62 @@ class Estimate:
                 continue
             if math.isfinite(wall) and wall >= 0:  # an edited outcome must not upset the order
                 self.previous[(name, backend)] = wall
+        self.shipped = {key: c for key in keys if (c := costs.cost(*key, edition)) is not None}
         self.seen: dict[tuple[str, str], float] = {}
+
+    @property
+    def speed(self) -> float:
+        """This machine's pace against the shipped costs, from the runs finished so far."""
+        pairs = [(s, self.shipped[k]) for k, s in self.seen.items()  # whole processes only
+                 if k in self.shipped and not costs.shares_a_process(k[0])]
+        spent, shipped = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+        if shipped < 30.0:  # a few short runs say little; imports dominate them
+            return 1.0
+        return min(max(spent / shipped, 0.25), 4.0)
 
     def of(self, key: tuple[str, str]) -> float | None:
         if key in self.previous:
             return self.previous[key]
+        if key in self.shipped:
+            return self.shipped[key] * self.speed
         same = [s for k, s in self.seen.items() if k[0] == key[0]]
         pool = same or list(self.seen.values())
         return sum(pool) / len(pool) if pool else None
 
     def job(self, keys) -> float:
-        """A job's expected seconds; unknown runs count as long (they start first)."""
-        guesses = [self.previous.get(k) for k in keys]
-        return float("inf") if None in guesses else sum(guesses)
+        """A job's expected seconds, for the order; unknown runs count as long (they start first)."""
+        guesses = [self.previous.get(k, self.shipped.get(k)) for k in keys]
+        return float("inf") if None in guesses else sum(guesses) + self._startup(keys)
+
+    def _startup(self, keys) -> float:
+        """The start-up a job of short experiments pays before its first one (their shipped
+        costs leave it out; a previous wall time includes it)."""
+        first = keys[0]
+        if first in self.previous or first not in self.shipped or not costs.shares_a_process(first[0]):
+            return 0.0
+        return costs.startup(first[1]) * self.speed
 
     def left(self, queued, active: dict, jobs: int) -> float | None:
-        """Seconds until every queued and running run is done, ``jobs`` at a time."""
-        now, total = time.monotonic(), 0.0
-        pending = [k for job in queued for k in job]
+        """Seconds until every queued and running run is done: the queue played out on ``jobs``
+        processes, each queued job starting when the first process is free."""
+        now = time.monotonic()
+        free = []
         for running in active.values():
-            pending += running.left[1:]
             guess = self.of(running.key)
             if guess is None:
                 return None
-            total += max(guess - (now - running.started), 0.0)
-        for key in pending:
-            guess = self.of(key)
-            if guess is None:
+            rest = [self.of(k) for k in running.left[1:]]
+            if None in rest:
                 return None
-            total += guess
-        return total / max(min(jobs, len(queued) + len(active)), 1)
+            free.append(max(guess - (now - running.started), 0.0) + sum(rest))
+        free += [0.0] * max(jobs - len(free), 0)
+        for job in queued:
+            guesses = [self.of(k) for k in job]
+            if None in guesses:
+                return None
+            free.sort()
+            free[0] += sum(guesses) + self._startup(job)
+        return max(free) if free else 0.0
 
 
 def plan(targets: list[Target], backends: list[str], batch: bool) -> list[list[tuple[str, str]]]:
@@ -128,21 +158,50 @@ def _stopped_as_by_ctrl_c():
             signal.signal(sig, handler)
 
 
+HEARTBEAT_S = 10.0  # a "still running" line this often while no run finishes
+
+
+@dataclass
+class Running:
+    """A run in progress, for the heartbeat: its key, how long it has run, and the last
+    progress line its process wrote (kclf.progress), if any."""
+
+    name: str
+    backend: str
+    seconds: float
+    doing: str
+
+
+def _running(active: dict) -> list[Running]:
+    now = time.monotonic()
+    out = []
+    for job in active.values():
+        if job.done:
+            continue
+        last = procs.tail(beside(job.folder, "stderr.log"), 1)
+        doing = last[0] if last and last[0].startswith(PROGRESS_PREFIX) else ""
+        out.append(Running(*job.key, now - job.started, doing.removeprefix(PROGRESS_PREFIX).strip()))
+    return out
+
+
 def execute(
     targets: list[Target], backends: list[str], out: Path, *, jobs: int = 1,
     timeout: float = runs.DEFAULT_TIMEOUT_S, progress=None, settings: runs.Settings | None = None,
-    batch: bool = True,
+    batch: bool = True, heartbeat=None, every_s: float = HEARTBEAT_S,
 ) -> tuple[dict[tuple[str, str], RunOutcome], bool]:
     """Run every (target, backend), ``jobs`` processes at a time, the longest first;
-    returns (outcomes, interrupted). ``progress(done, total, elapsed, outcome, left)``."""
+    returns (outcomes, interrupted). ``progress(done, total, elapsed, outcome, left)`` when a
+    run ends; ``heartbeat(done, total, elapsed, left, running)`` before the first run starts
+    (the estimate of the whole) and every ``every_s`` seconds in which no run ended."""
     settings = settings or runs.Settings()
     by_name = {t.name: t for t in targets}
-    estimate = Estimate(out, [(t.name, b) for t in targets for b in backends])
+    estimate = Estimate(out, [(t.name, b) for t in targets for b in backends], settings.edition)
     queue = sorted(plan(targets, backends, batch), key=lambda job: -estimate.job(job))  # stable
     total = sum(len(job) for job in queue)
     outcomes: dict[tuple[str, str], RunOutcome] = {}
     active: dict[int, runs.Job] = {}
     begun = time.monotonic()
+    said = [begun]  # when the last line was printed
 
     def done(result: RunOutcome) -> None:
         key = (result.experiment, result.backend)
@@ -152,7 +211,10 @@ def execute(
         if progress:
             progress(len(outcomes), total, time.monotonic() - begun, result,
                      estimate.left(queue, active, jobs))
+        said[0] = time.monotonic()
 
+    if heartbeat:
+        heartbeat(0, total, 0.0, estimate.left(queue, {}, jobs), [])
     try:
         with _stopped_as_by_ctrl_c():
             while queue or active:
@@ -166,6 +228,11 @@ def execute(
                     queue[:0] = again
                     for result in finished:
                         done(result)
+                now = time.monotonic()
+                if heartbeat and active and now - said[0] >= every_s:
+                    heartbeat(len(outcomes), total, now - begun, estimate.left(queue, active, jobs),
+                              _running(active))
+                    said[0] = now
                 time.sleep(0.05)
     except KeyboardInterrupt:
         caught()

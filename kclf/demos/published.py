@@ -179,8 +179,10 @@ def _significant(a: np.ndarray, digits: int) -> np.ndarray:
     return np.array([float(f"{v:.{digits - 1}e}") for v in a.ravel()]).reshape(a.shape)
 
 
-def _agree(ours, theirs, decimals, rtol: float = RTOL) -> tuple[bool, float | None]:
-    """(agrees, largest relative difference) for one entry."""
+def agreement(ours, theirs, decimals=None, rtol: float = RTOL) -> tuple[bool, float | None]:
+    """(agrees, largest relative difference) for one entry: ``ours`` rounded as the lecture
+    printed it (``decimals``: a number of decimals, "N significant", or None), then within
+    ``rtol`` of the lecture's value; strings, dicts and lists of strings exactly."""
     if ours is None:
         return False, None
     if isinstance(theirs, (str, dict)) or (isinstance(theirs, list) and theirs
@@ -206,7 +208,7 @@ def check(demo: str, values: dict, edition: str = "2026") -> list[dict]:
     rows = []
     for path, cell, theirs in entries:
         ours = lookup(values, path)
-        ok, rel = _agree(ours, theirs, decimals.get(path), rtol)
+        ok, rel = agreement(ours, theirs, decimals.get(path), rtol)
         rows.append({"path": path, "cell": cell, "lecture": theirs, "value": ours,
                      "agrees": ok, "max_rel_diff": rel})
     return rows

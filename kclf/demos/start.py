@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kclf.errors import KclfError
+from kclf.progress import fit_progress, with_progress
 from kclf.trace import keras_api as api
 
 
@@ -93,7 +94,7 @@ class Lecture:
         self.traces: dict = {}
 
     def fit(self, label, model, x, y, **kwargs):
-        return model.fit(x, y, **kwargs)
+        return model.fit(x, y, **with_progress(label, kwargs))
 
 
 class Capture(Lecture):
@@ -126,7 +127,8 @@ class Capture(Lecture):
             return dataset.map(strip)
 
         with api.shuffled_array_pipelines(recorded):
-            history = model.fit(x, y, epochs=epochs, batch_size=batch_size, **kwargs)
+            history = model.fit(x, y, epochs=epochs, batch_size=batch_size,
+                                **with_progress(label, kwargs))
         if len(pipelines) != 1:
             raise KclfError(f"fit {label!r}: expected one shuffled training pipeline, "
                             f"found {len(pipelines)}")
@@ -201,7 +203,8 @@ class TorchCapture(Lecture):
 
         RandomSampler.__iter__ = watched
         try:
-            history = model.fit(x, y, epochs=epochs, batch_size=batch_size, **kwargs)
+            history = model.fit(x, y, epochs=epochs, batch_size=batch_size,
+                                **with_progress(label, kwargs))
         finally:
             RandomSampler.__iter__ = original
         ran = len(history.history.get("loss", []))
@@ -303,4 +306,4 @@ class Replay(Lecture):
         # validation in batches of the fit's size, as model.fit(x, y, batch_size) validates
         kwargs.setdefault("validation_batch_size", batch_size)
         return model.fit(data, epochs=min(epochs, len(start.orders)), steps_per_epoch=data.steps,
-                         shuffle=False, callbacks=[*callbacks, trace], **kwargs)
+                         shuffle=False, callbacks=[*callbacks, trace, fit_progress(label)], **kwargs)
