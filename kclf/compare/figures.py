@@ -143,4 +143,6 @@ def make_figures(experiment: ExperimentComparison) -> list[Figure]:
     if diff is not None:
         figures.append(Figure(f"{stem}-difference.png", f"max |difference| against "
                               f"{experiment.reference} per step (log scale)", diff))
-    return figures
+    from kclf.compare import drift_report
+
+    return figures + drift_report.figures(experiment)  # local error, carried drift, envelope

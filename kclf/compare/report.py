@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from kclf.compare import drift_report
 from kclf.compare.diff import QuantityDiff
 from kclf.compare.figures import Figure, make_figures
 from kclf.compare.verdict import Comparison, ExperimentComparison, parting_text
@@ -154,6 +155,7 @@ def build_blocks(data: Comparison, figures: dict[str, list[Figure]]) -> list[tup
             if pair.parting:
                 blocks.append(("p", f"Where {backend} parts from {exp.reference}: "
                                     f"{parting_text(pair.parting)}."))
+        blocks += drift_report.blocks(exp)  # where and why they part; measured tolerances
         leaves = _failing_leaves(exp)
         if leaves:
             blocks += [("h3", "Results beyond tolerance"), ("table", leaves)]
