@@ -36,12 +36,12 @@ FAKE_SCRIPT = """
     if plan == "hang":
         time.sleep(60)
     noise = {"jax": 0.0, "tensorflow": 1e-8, "torch": -1e-8}[backend]  # float32-level
-    w, rows, losses = [0.5, -0.25], [], []
+    w, rows, losses = [0.9 if plan == "start" else 0.5, -0.25], [], []
     for step in range(1, 11):
         g = [0.1 * step + noise, -0.05 * step]
         if plan.startswith("differ@") and step >= int(plan[7:]):
             g[0] += 1e-3
-        loss = 1.0 / step
+        loss = 1.0 / step + (0.3 if plan == "batch" and step == 1 else 0.0)
         for i, name in enumerate(["dense/kernel", "dense/bias"]):
             before = w[i]
             w[i] = before - 0.1 * g[i]
@@ -209,6 +209,29 @@ def test_compare_reports_where_a_backend_parts(fake_script, tmp_path, monkeypatc
     assert "tensorflow vs torch: trace 'main' step 5" in exp["where"]
 
 
+def test_a_script_whose_backends_start_from_other_weights_is_told_so(fake_script, tmp_path,
+                                                                      monkeypatch):
+    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"jax": "start"},
+                                  monkeypatch=monkeypatch)
+    assert code == 1 and exp["pairs"]["tensorflow"]["verdict"] == "agree"
+    where = exp["pairs"]["jax"]["where"]
+    assert where.startswith("the runs started from different weights (fit 'main': before its "
+                            "first step the weights differ by up to 0.4)")
+    assert "set_weights" in where and "step 1: weights" not in where
+    assert exp["pairs"]["jax"]["diagnosis"]["start"] == where.split("; result")[0]
+    assert "the runs started from different weights" in (tmp_path / "r" / "comparison.md").read_text()
+
+
+def test_a_script_whose_batches_differ_is_told_so(fake_script, tmp_path, monkeypatch):
+    code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"torch": "batch"},
+                                  monkeypatch=monkeypatch)
+    assert code == 1
+    for backend in ("jax", "tensorflow"):  # torch is the reference: both others see it
+        where = exp["pairs"][backend]["where"]
+        assert where.startswith("the same weights gave different batch losses at step 1 of fit "
+                                "'main' (1 vs 1.3): the batches differ (order or data)"), where
+
+
 def test_a_missing_backend_is_skipped_unless_named(fake_script, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("kclf.backend.is_installed", lambda name: name != "tensorflow")
     code, data, exp = run_compare(fake_script, tmp_path / "r")
@@ -297,6 +320,52 @@ def test_small_experiments_agree_across_the_three_backends(tmp_path):
         assert all(r["batched"] for r in exp["runs"].values())  # one process per backend
     assert data["experiments"]["sgd"]["pairs"]["torch"]["traces"]["ok"]
     assert (out / "figures" / "sgd-difference.png").is_file()
+
+
+STATES_SCRIPT = """
+    import os
+    from pathlib import Path
+
+    import keras
+    import numpy as np
+
+    import kclf.runner
+    from kclf.callbacks import TrainingTrace
+    from kclf.trace.states import StepStates
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 3)).astype("float32")
+    y = (x[:, :1] - x[:, 1:2] > 0).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="tanh"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
+    model.compile("adam", "binary_crossentropy")
+    states = StepStates(1, rows=lambda step: np.arange(16) + 16 * ((step - 1) % 3))
+    trace = TrainingTrace()
+    model.fit(x, y, batch_size=16, epochs=4, shuffle=False, verbose=0, callbacks=[states, trace])
+    out = kclf.runner.save({"loss": float(trace.losses()[-1])}, trace)
+    states.save(Path(out) / "states", "main", model, x, y)
+"""
+
+
+def test_the_drift_phase_replays_each_backends_steps_from_the_references_state(tmp_path):
+    """A script that records its states gets the replay: each backend's local error, its
+    parts, and checks that the replay reproduces the backends' own steps bit for bit."""
+    script = tmp_path / "adam_states.py"
+    script.write_text(textwrap.dedent(STATES_SCRIPT))
+    out = tmp_path / "compare"
+    cli.main(["compare", str(script), "--backends", "torch,jax", "--out", str(out)])
+    exp = json.loads((out / "comparison.json").read_text())["experiments"]["adam_states"]
+    assert [r["status"] for r in exp["runs"].values()] == ["ok", "ok"]
+    diag = exp["pairs"]["jax"]["diagnosis"]
+    fit = diag["fits"]["main"]
+    assert fit["steps"] == list(range(1, 13)) and fit["recorded"] == 12
+    assert 0 <= fit["local_max"] < 1e-6 and fit["carried"][0] == 0  # step 1: the same state
+    assert "reproduces its own first step in 1 of 1 fits bit for bit" in diag["self_check"]
+    assert "reproduces 3 of 3 of torch's own recorded steps bit for bit" in diag["self_check"]
+    assert diag["text"].startswith("jax's own steps from torch's state agree with torch's to ")
+    assert (out / "figures" / "adam_states-drift.png").is_file()
+    assert "Where and why the backends part from torch" in (out / "comparison.md").read_text()
 
 
 # -- issue 12: robustness -------------------------------------------------------------------------

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from kclf import registry
+from kclf.compare.drift import DEFAULT_REPLAY_STEPS
+from kclf.compare.envelope import DEFAULT_HORIZON, DEFAULT_RUNS
 from kclf.compare.runs import (
     DEFAULT_TIMEOUT_S,
     RunOutcome,
@@ -63,6 +66,17 @@ def add_arguments(parser) -> None:
                         "runs (DataParallel on JAX, MirroredStrategy on TensorFlow)")
     parser.add_argument("--edition", choices=tuple(EDITIONS), help="which edition of the "
                         "lecture (default 2026, the PyTorch edition; 2025: TensorFlow)")
+    parser.add_argument("--replay-steps", type=int, default=DEFAULT_REPLAY_STEPS, metavar="N",
+                        help="where a run recorded its states (the demos' replay starts): replay up "
+                        f"to N steps per fit of each backend from the reference's state, to split "
+                        f"its difference into each step's own error and drift carried from earlier "
+                        f"steps (default {DEFAULT_REPLAY_STEPS}; 0: none)")
+    parser.add_argument("--envelope", type=int, default=DEFAULT_RUNS, metavar="K",
+                        help="run the reference K more times from initial weights one float32 ulp "
+                        f"off, for how far rounding alone moves it (default {DEFAULT_RUNS}; 0: none)")
+    parser.add_argument("--envelope-steps", type=int, default=DEFAULT_HORIZON, metavar="N",
+                        help=f"steps per fit of those runs (default {DEFAULT_HORIZON}; 0: whole fits, "
+                        "which also measures the printed numbers' envelope and judges them by it)")
     parser.add_argument("--start", choices=start_names(), metavar="START",
                         help="where the demos (iris, stroke, lecture) start (default: the "
                         "edition's replay, torch-2026 or tensorflow-2025, diffed step by step "
@@ -106,6 +120,10 @@ def main(args) -> int:
         raise UsageError(f"--jobs {args.jobs}: expected at least 1")
     if not args.timeout > 0:
         raise UsageError(f"--timeout {args.timeout}: expected seconds > 0")
+    for option in ("replay_steps", "envelope", "envelope_steps"):
+        if getattr(args, option, 0) < 0:
+            raise UsageError(f"--{option.replace('_', '-')} {getattr(args, option)}: expected a "
+                             "number >= 0")
     from kclf.devices import MAX_DEVICES, is_count
 
     devices = getattr(args, "devices", 1)
@@ -163,6 +181,8 @@ def _main(args, targets, backends, skipped, settings: Settings) -> int:
                                             batch=not args.separate, heartbeat=_heartbeat)
         comparison = build(targets, backends, skipped, outcomes, tolerances,
                            interrupted=interrupted)
+        if not interrupted:
+            _drift(args, comparison, out, settings)
         page = report.write(out, comparison)
 
     from kclf.compare import plain
@@ -179,6 +199,38 @@ def _main(args, targets, backends, skipped, settings: Settings) -> int:
 def _data_readers(targets) -> list[str]:
     known = registry.discover()
     return [t.name for t in targets if t.script is None and t.name in known and known[t.name].reads_data]
+
+
+def _drift(args, comparison, out: Path, settings: Settings) -> None:
+    """The drift phase (kclf.compare.drift): replays and the envelope, where runs recorded
+    their states; Ctrl-C there leaves the comparison interrupted."""
+    from kclf.compare import drift
+    from kclf.trace.interrupt import caught
+
+    replay = getattr(args, "replay_steps", DEFAULT_REPLAY_STEPS)
+    runs = getattr(args, "envelope", DEFAULT_RUNS)
+    steps = getattr(args, "envelope_steps", DEFAULT_HORIZON)
+    if not replay and not runs:
+        return
+    began = time.monotonic()
+
+    def progress(task, total):
+        if task is None:
+            print(f"kclf compare: {total} more process(es): each backend's steps from the "
+                  f"reference's state, and the reference from 1-ulp perturbed starts",
+                  file=sys.stderr, flush=True)
+            return
+        state = f"failed ({task.error})" if task.error else f"ok ({task.wall_s:.1f} s)"
+        print(f"[drift {_clock(time.monotonic() - began)}] {task.what}: {state}",
+              file=sys.stderr, flush=True)
+
+    try:
+        drift.diagnose(comparison, out, settings, jobs=args.jobs, timeout=args.timeout,
+                       replay_steps=replay, envelope_runs=runs, horizon=steps or None,
+                       reuse=args.reuse, progress=progress)
+    except KeyboardInterrupt:
+        caught()
+        comparison.interrupted = True
 
 
 @contextmanager

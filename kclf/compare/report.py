@@ -14,7 +14,7 @@ import html
 import re
 from pathlib import Path
 
-from kclf.compare import lecture, plain, stepper
+from kclf.compare import drift_report, lecture, plain, stepper
 from kclf.compare.blocks import Cell, Table
 from kclf.compare.diff import QuantityDiff
 from kclf.compare.figures import Figure, make_figures
@@ -173,6 +173,7 @@ def _diagnostics(exp: ExperimentComparison, data: Comparison, figures: list[Figu
         if pair.parting:
             blocks.append(("p", f"Where {backend} parts from {exp.reference}: "
                                 f"{parting_text(pair.parting)}."))
+    blocks += drift_report.blocks(exp)  # where and why they part; measured tolerances
     leaves = _failing_leaves(exp)
     if leaves:
         blocks += [("h4", "Results beyond tolerance"), ("table", leaves)]

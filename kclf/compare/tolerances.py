@@ -226,3 +226,27 @@ def tolerance_for(name: str, rtol: float | None = None, atol: float | None = Non
     metrics = tuple((pattern, rtol, atol) for pattern, _, _ in tol.metrics)
     return replace(tol, rtol=rtol, atol=atol, quantities=(), metrics=metrics,
                    why=f"--rtol {rtol:g} --atol {atol:g} for every number")
+
+
+# -- measured, not chosen (kclf.compare.envelope) ---------------------------------------------
+def _literal(path: str) -> str:
+    """``path`` as an fnmatch pattern that matches only itself."""
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in path.lower())
+
+
+def measured(tol: Tolerance, spreads: dict[str, float], margin: float, runs: int,
+             reference: str) -> Tolerance:
+    """``tol`` with each judged result whose spread over the reference's own 1-ulp perturbed
+    runs was measured (``spreads``: path -> largest |difference|, > 0) judged by it:
+    |a − b| ≤ margin × spread. A result the perturbations left exactly alone (spread 0) keeps
+    its hand-chosen tolerance: the envelope cannot measure it."""
+    entries = tuple((_literal(path), 0.0, margin * spread) for path, spread in spreads.items()
+                    if spread > 0 and tol.for_path(path)[2])
+    if not entries:
+        return tol
+    kept = sum(1 for path, spread in spreads.items() if spread == 0 and tol.for_path(path)[2])
+    return replace(tol, metrics=entries + tol.metrics, why=(
+        f"{tol.why}; measured: {len(entries)} printed numbers judged within x{margin:g} of "
+        f"{reference}'s own spread over {runs} runs from 1-ulp perturbed starts, {kept} at the "
+        "hand-chosen tolerance (the perturbations leave them exactly alone: the envelope cannot "
+        "measure them)"))

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from kclf.compare.diagnosis import Diagnosis, start_problem
 from kclf.compare.diff import (
     ResultsDiff,
     TraceDiff,
@@ -24,6 +25,7 @@ from kclf.compare.diff import (
     flatten,
     read_trace,
 )
+from kclf.compare.envelope import Envelope
 from kclf.compare.runs import RunOutcome, Target
 from kclf.compare.tolerances import Tolerance
 from kclf.jsonio import is_number, number
@@ -195,6 +197,7 @@ class PairComparison:
     traces_judged: bool  # the traces decide the verdict (else they are informational)
     parting: Parting | None  # where it leaves the reference, for histories and long trainings
     where: str  # why it differs, "" when it agrees
+    diagnosis: Diagnosis | None = None  # why it parts (kclf.compare.diagnosis, .drift)
 
     @property
     def verdict(self) -> str:
@@ -207,6 +210,8 @@ class PairComparison:
                "traces_judged": self.traces_judged}
         if self.parting is not None:
             out["parting"] = self.parting.to_json()
+        if self.diagnosis is not None:
+            out["diagnosis"] = self.diagnosis.to_json()
         return {**out, "verdict": self.verdict, "where": self.where}
 
 
@@ -226,9 +231,15 @@ def compare_pair(ref: RunOutcome, other: RunOutcome, tol: Tolerance,
     if _histories(ra) or (traces and not tol.step_by_step):
         parting = where_they_part(ra, rb, traces, fa, tol)
     where = []
+    diagnosis = None
+    if traces is not None and not traces.ok:  # the runs never started alike: say that first
+        start = start_problem(fa, fb, tol)
+        diagnosis = Diagnosis(other.backend, ref.backend, start=start) if start else None
     if traces is not None and not traces.ok and tol.step_by_step:
         first = traces.first
-        if first.step is not None:
+        if diagnosis is not None:
+            where.append(diagnosis.start)
+        elif first.step is not None:
             where.append(f"trace {first.run!r} step {first.step}: {first.quantity or ''} "
                          f"{first.variable}[{first.index}] {first.what}".replace("  ", " "))
         else:
@@ -239,7 +250,7 @@ def compare_pair(ref: RunOutcome, other: RunOutcome, tol: Tolerance,
         more = f" (+{len(results.failing) - 1} more)" if len(results.failing) > 1 else ""
         where.append(f"result {leaf.path}: {what}{more}")
     return PairComparison(ref.backend, other.backend, results, traces, tol.step_by_step, parting,
-                          "; ".join(where))
+                          "; ".join(where), diagnosis)
 
 
 @dataclass
@@ -268,6 +279,8 @@ class ExperimentComparison:
     pairs: dict[str, PairComparison]  # every other usable backend against the reference
     frames: dict = field(default_factory=dict, repr=False, compare=False)  # traces, for figures
     script: str | None = None  # a user's script
+    envelope: Envelope | None = None  # the reference's own 1-ulp spread (kclf.compare.drift)
+    drift_cost: dict | None = None  # the drift phase's processes: seconds each
 
     @property
     def failed_runs(self) -> list[RunOutcome]:
@@ -298,6 +311,10 @@ class ExperimentComparison:
                "reference": self.reference, "tolerance": asdict(self.tolerance),
                "runs": {b: run.to_json() for b, run in self.runs.items()},
                "pairs": {b: pair.to_json() for b, pair in self.pairs.items()}}
+        if self.envelope is not None:
+            out["envelope"] = self.envelope.to_json()
+        if self.drift_cost is not None:
+            out["drift_cost_s"] = self.drift_cost
         return out if self.script is None else {**out, "script": self.script}
 
 

@@ -45,9 +45,11 @@ ORDER_NOTE = (
 )
 
 
-def starter_for(ctx, demo: str, data_file: Path | None):
+def starter_for(ctx, demo: str, data_file: Path | None, prefix: str = ""):
     """(the starter for ctx.start, the capture file it replays or None). A bad data file
-    fails here, in one line, before any capture or training (read once: kclf.demo_data)."""
+    fails here, in one line, before any capture or training (read once: kclf.demo_data).
+    A replay records each fit's states into the run's ``states/`` (kclf.trace.states) and
+    takes a perturbation from the environment (kclf.compare.envelope)."""
     if data_file is not None and demo == "stroke":
         from kclf.demo_data import load_stroke_csv
 
@@ -61,7 +63,15 @@ def starter_for(ctx, demo: str, data_file: Path | None):
     every = importlib.import_module(f"kclf.demos.{demo}").TRACE_EVERY
     ctx.print(f"# start: the {ctx.edition} edition's {STARTS[ctx.start].backend} run's initial "
               f"weights and batch order ({capture})")
-    return start.Replay(fits, every=every), capture
+    from kclf.compare.envelope import perturbation
+
+    seed, horizon = perturbation()
+    if seed is not None:
+        ctx.print(f"# perturbed: every fit starts one ulp off (seed {seed})"
+                  + (f", stopped after {horizon} steps" if horizon else ""))
+    states = ctx.out / "states" if seed is None else None  # a perturbed run is not replayed
+    return start.Replay(fits, every=every, states=states, prefix=prefix,
+                        perturb=seed, horizon=horizon), capture
 
 
 def run(ctx, demo: str, data_file: Path | None, prefix: str = "") -> dict:
@@ -70,7 +80,7 @@ def run(ctx, demo: str, data_file: Path | None, prefix: str = "") -> dict:
 
     The 2026 iris demo on torch first restores torch's generators to where the lecture's run
     had them when its iris demo began (kclf.demos.cache.restore_iris_generators)."""
-    starter, capture = starter_for(ctx, demo, data_file)
+    starter, capture = starter_for(ctx, demo, data_file, prefix.replace("_", "/"))
     restored = None
     with start.preamble(ctx.edition, ctx.backend):
         if demo == "iris" and ctx.edition == "2026" and ctx.backend == "torch":
@@ -131,7 +141,7 @@ def lecture(ctx, data_file: Path | None) -> dict:
     edition = EDITIONS[ctx.edition]
     if ctx.edition == "2025":
         return {demo: run(ctx, demo, data_file, prefix=f"{demo}_") for demo in edition.demos}
-    starters = {demo: starter_for(ctx, demo, data_file) for demo in edition.demos}
+    starters = {demo: starter_for(ctx, demo, data_file, f"{demo}/") for demo in edition.demos}
     outs = {}
     with start.preamble(ctx.edition, ctx.backend):
         for demo in edition.demos:

@@ -274,12 +274,22 @@ def replay_data(x, y, start: FitStart):
 
 
 class Replay(Lecture):
-    """Start from the captured weights and order, with a TrainingTrace on every fit."""
+    """Start from the captured weights and order, with a TrainingTrace on every fit.
 
-    def __init__(self, fits: list[FitStart], every: dict[str, int] | None = None):
+    ``states``: a folder where each fit's states before its traced steps go
+    (kclf.trace.states: what ``kclf compare`` replays one step at a time), under the fit's
+    label with ``prefix``. ``perturb``: start every fit from its weights moved by one ulp
+    (seeded; kclf.compare.envelope); ``horizon``: stop every fit after that many steps.
+    """
+
+    def __init__(self, fits: list[FitStart], every: dict[str, int] | None = None, *,
+                 states=None, prefix: str = "", perturb: int | None = None,
+                 horizon: int | None = None):
         super().__init__()
         self.starts = {f.label: f for f in fits}
         self.every = every or {}
+        self.states, self.prefix = states, prefix
+        self.perturb, self.horizon = perturb, horizon
 
     def fit(self, label, model, x, y, *, epochs, batch_size=32, validation_split=None,
             callbacks=(), shuffle=True, **kwargs):
@@ -299,11 +309,52 @@ class Replay(Lecture):
                             f"rows in batches of {start.batch_size}; this fit has {len(x)} rows "
                             f"in batches of {batch_size}")
         _build(model, x.shape[1])
-        model.set_weights(start.weights)
-        trace = TrainingTrace(every=self.every.get(label, 1))
+        weights = start.weights
+        if self.perturb is not None:
+            from kclf.compare.envelope import perturbed
+
+            weights = perturbed(weights, self.perturb, self.prefix + label)
+        model.set_weights(weights)
+        every = self.every.get(label, 1)
+        trace = TrainingTrace(every=every)
         self.traces[label] = trace
         data = replay_data(x, y, start)
+        extra = [trace, fit_progress(label)]
+        if self.horizon is not None:
+            extra.append(_stop_after(self.horizon))
+        states = None
+        if self.states is not None:
+            from kclf.trace.states import StepStates
+
+            states = StepStates(every, rows=lambda step: batch_rows(start, step))
+            extra.insert(0, states)
         # validation in batches of the fit's size, as model.fit(x, y, batch_size) validates
         kwargs.setdefault("validation_batch_size", batch_size)
-        return model.fit(data, epochs=min(epochs, len(start.orders)), steps_per_epoch=data.steps,
-                         shuffle=False, callbacks=[*callbacks, trace, fit_progress(label)], **kwargs)
+        history = model.fit(data, epochs=min(epochs, len(start.orders)), steps_per_epoch=data.steps,
+                            shuffle=False, callbacks=[*callbacks, *extra], **kwargs)
+        if states is not None:
+            states.save(self.states, self.prefix + label, model, x, y, kwargs.get("class_weight"))
+        return history
+
+
+def batch_rows(start: FitStart, step: int) -> np.ndarray:
+    """The rows step ``step`` (1-based, over the whole fit) trains on, as replay_data feeds them."""
+    steps = math.ceil(start.orders.shape[1] / start.batch_size)
+    epoch, i = divmod(step - 1, steps)
+    return start.orders[epoch, i * start.batch_size:(i + 1) * start.batch_size]
+
+
+def _stop_after(steps: int):
+    """A callback that ends the fit after ``steps`` steps (a perturbed run's horizon)."""
+    import keras
+
+    class StopAfter(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.done = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.done += 1
+            if self.done >= steps:
+                self.model.stop_training = True
+
+    return StopAfter()

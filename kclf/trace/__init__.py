@@ -8,6 +8,7 @@
     refusals.py   what it cannot record, refused in one line before anything changes
     keras_api.py  every private Keras name kclf relies on, and the versions it accepts
     interrupt.py  Ctrl-C: a traced fit stops at a step's end, and no Ctrl-C is lost
+    states.py     StepStates: the whole training state before chosen steps, for a replay
 
 Importing this package imports nothing.
 """
