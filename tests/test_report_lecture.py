@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from kclf import plots, slides
-from kclf.compare import costs, plain, report, stepper
+from kclf.compare import costs, plain, report, schedule, stepper
 from kclf.compare.runs import RunOutcome, Target
 from kclf.compare.schedule import Estimate
 from kclf.compare.tolerances import DETERMINISTIC, LECTURE_START
@@ -242,6 +242,8 @@ def test_the_first_estimate_comes_from_the_shipped_costs(tmp_path):
     # torch's stroke alone on one process; the rest on the other, start-up once per batch
     assert left == pytest.approx(max(830.0, 190 + 400 + sum(
         costs.cost("sgd", b) + costs.startup(b) for b in BACKENDS)))
+    # the default timeout follows the cost: torch's 2026 stroke demo gets 4 x 830 s, not 900 s
+    assert estimate.expected(("stroke", "torch")) == 830.0 and schedule.TIMEOUT_FACTOR * 830.0 > 900
     assert Estimate(tmp_path, [("my-script", "jax")]).left([[("my-script", "jax")]], {}, 2) is None
     assert math.isinf(estimate.job([("my-script", "jax")]))
 

@@ -272,6 +272,73 @@ def _decade(steps: np.ndarray, total: np.ndarray, until: int | None) -> float | 
     return float(1.0 / slope) if slope > 0 else None
 
 
+# -- from the traces alone: the steps taken from the same state ---------------------------------
+@dataclass
+class SameStart:
+    """A fit whose runs start alike, read from the traces alone: while the weights before a
+    step are bit-identical (and the optimizer keeps no state of its own, as SGD), the step's
+    difference is its own; the first step that differs says which part differs first."""
+
+    fit: str
+    steps: int  # traced steps on both sides
+    identical: int  # leading steps bit-identical in every traced column
+    first: StepParts | None  # the first step that differs, from the same weights
+    total: float | None  # the largest |difference| of the weights after, over the fit
+    decade_steps: float | None
+
+    def text(self) -> str:
+        if self.first is None:
+            return f"fit {self.fit!r}: bit-identical at all {self.steps} steps"
+        f = self.first
+        what = {"forward": f"the batch loss ({_g(f.forward)} relative)",
+                "gradient": f"the gradient ({_g(f.gradient)} relative, on {f.gradient_variable})",
+                "update": f"the update from the same gradient ({_g(f.local)})"}[f.first]
+        text = (f"fit {self.fit!r}: bit-identical for {self.identical} of {self.steps} steps; at "
+                f"step {f.step}, from the same weights, {what} differs first")
+        if self.total:
+            text += f"; the weights after differ by up to {_g(self.total)} over the fit"
+        if self.decade_steps:
+            text += f", growing x10 every ~{self.decade_steps:.0f} steps"
+        return text
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["text"] = self.text()
+        return out
+
+
+def same_start(ref_frame, other_frame) -> list[SameStart]:
+    """Per fit of two traces with every step traced: the leading bit-identical steps and the
+    first step that differs from the same weights, classified (kclf's own experiments, whose
+    SGD carries no state besides the weights)."""
+    out = []
+    for fit in dict.fromkeys(ref_frame["run"]):
+        a, b = fit_steps(ref_frame, fit), fit_steps(other_frame, fit)
+        if a is None or b is None or a.after.shape[1] != b.after.shape[1]:
+            continue
+        steps = np.intersect1d(a.steps, b.steps)
+        if not len(steps) or steps[0] != 1 or not np.array_equal(steps, np.arange(1, len(steps) + 1)):
+            continue  # only a trace of every step shows where the first difference comes in
+        x, y = a.at(steps), b.at(steps)
+        identical, first = 0, None
+        for i, step in enumerate(steps.tolist()):
+            if not np.array_equal(x.before[i], y.before[i]):
+                break
+            parts = _parts(step, x, y, i, i)
+            if parts.first is None and np.array_equal(x.after[i], y.after[i]):
+                identical += 1
+                continue
+            if parts.first is None:
+                parts.first = "update"  # same weights, loss and gradient, other weights after
+            first = parts
+            break
+        total = _rowmax(_absdiff(x.after, y.after))
+        out.append(SameStart(fit, len(steps), identical, first,
+                             float(total.max()) if len(total) else None,
+                             _decade(steps, total, None)))
+    return out
+
+
 # -- a backend against the reference -------------------------------------------------------------
 @dataclass
 class Diagnosis:
@@ -284,6 +351,7 @@ class Diagnosis:
     self_check: str | None = None  # does the replay reproduce the backend's own step 1
     sampling: str | None = None  # which steps were replayed
     problems: list[str] = field(default_factory=list)
+    same_start: list[SameStart] = field(default_factory=list)  # from the traces alone
 
     @property
     def parting(self) -> PartingCause | None:
@@ -297,6 +365,7 @@ class Diagnosis:
         return {"backend": self.backend, "reference": self.reference, "start": self.start,
                 "self_check": self.self_check, "sampling": self.sampling,
                 "problems": self.problems, "text": self.text(),
+                "same_start": [f.to_json() for f in self.same_start],
                 "fits": {k: v.to_json() for k, v in self.fits.items()}}
 
 
@@ -396,6 +465,8 @@ def diagnosis_text(diag: Diagnosis) -> str:
     if diag.start:
         return diag.start
     fits = [f for f in diag.fits.values() if f.steps]
+    if not fits and diag.same_start:
+        return same_start_text(diag.same_start, diag.backend, diag.reference)
     if not fits:
         return "; ".join(diag.problems) or "no step replayed"
     b, ref = diag.backend, diag.reference
@@ -436,6 +507,26 @@ def diagnosis_text(diag: Diagnosis) -> str:
             bits.append(f"inside the envelope of {ref}'s own 1-ulp perturbations (x{MARGIN:g}) "
                         f"at {inside} of {compared} steps; first outside at step "
                         f"{outside[0].first_outside} of fit {outside[0].fit!r}")
+    return "; ".join(bits)
+
+
+def same_start_text(fits: list[SameStart], backend: str, reference: str) -> str:
+    """Every fit read from the traces alone, in one sentence."""
+    whole = [f for f in fits if f.first is None]
+    parted = [f for f in fits if f.first is not None]
+    bits = [f"{len(whole)} of {len(fits)} fits bit-identical to {reference}'s at every step"]
+    if parted:
+        kinds = {k: [f for f in parted if f.first.first == k] for k in PARTS}
+        bits.append(f"in the other {len(parted)}, after {min(f.identical for f in parted)} to "
+                    f"{max(f.identical for f in parted)} bit-identical steps, the first step that "
+                    "differs does so, from the same weights, first in its "
+                    + ", ".join(f"{k} ({len(v)} fits)" for k, v in kinds.items() if v))
+        if kinds["update"]:
+            f = kinds["update"][0]
+            bits.append(f"{backend}'s optimizer turns the same weights and gradient into other "
+                        f"weights (fit {f.fit!r}, step {f.first.step}: {_g(f.first.local)})")
+        worst = max(parted, key=lambda f: f.total or 0)
+        bits.append(f"the weights after differ by up to {_g(worst.total)} (fit {worst.fit!r})")
     return "; ".join(bits)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from kclf import procs
 from kclf.compare import envelope as envelope_mod
 from kclf.compare import tolerances
-from kclf.compare.diagnosis import Diagnosis, fit_steps, split_fit
+from kclf.compare.diagnosis import Diagnosis, fit_steps, same_start, split_fit
 
 DEFAULT_REPLAY_STEPS = 60
 
@@ -242,6 +242,20 @@ def execute(tasks: list[Task], *, jobs: int, timeout: float, reuse: bool, progre
         raise
 
 
+def _same_start(exp) -> None:
+    """Without a replay: each backend's fits read from the traces alone (every step traced,
+    the same start): how long they stay bit-identical, and what part differs first."""
+    ref = exp.frames.get(exp.reference)
+    for backend, pair in exp.pairs.items():
+        other = exp.frames.get(backend)
+        if ref is None or other is None or (pair.diagnosis and pair.diagnosis.start):
+            continue
+        fits = same_start(ref, other)
+        if fits:
+            pair.diagnosis = pair.diagnosis or Diagnosis(backend, exp.reference)
+            pair.diagnosis.same_start = fits
+
+
 def _rejudge(exp, tol) -> None:
     """Judge every backend again under ``tol`` (the measured tolerance)."""
     from kclf.compare.verdict import compare_pair
@@ -360,10 +374,14 @@ def diagnose(comparison, out: Path, settings, *, jobs: int = 1, timeout: float =
     for exp in comparison.experiments.values():
         if exp.verdict in ("failed", "incomplete"):
             continue
-        tasks, info = plan(exp, out, settings, replay_steps=replay_steps,
-                           envelope_runs=envelope_runs, horizon=horizon)
+        tasks, info = [], {}
+        if replay_steps or envelope_runs:
+            tasks, info = plan(exp, out, settings, replay_steps=replay_steps,
+                               envelope_runs=envelope_runs, horizon=horizon)
         if tasks:
             planned.append((exp, tasks, info))
+        elif exp.tolerance.step_by_step:
+            _same_start(exp)
     every = [t for _, tasks, _ in planned for t in tasks]
     if not every:
         return cost

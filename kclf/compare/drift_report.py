@@ -115,6 +115,24 @@ def blocks(exp: ExperimentComparison) -> list[tuple[str, object]]:
                          "runs). A parting step is local when the local error alone passes the "
                          "weights' tolerance. Forward, backward, update: "
                          + "; ".join(f"{k}: {v}" for k, v in PART_WORDS.items() if k) + "."))
+    same = [[b, f.fit, str(f.steps), str(f.identical),
+             "—" if f.first is None else str(f.first.step),
+             "—" if f.first is None else f.first.first,
+             "—" if f.first is None else (f"{_g(f.first.forward)} rel" if f.first.first == "forward"
+                                          else f"{_g(f.first.gradient)} rel ({f.first.gradient_variable})"
+                                          if f.first.first == "gradient" else _g(f.first.local)),
+             _g(f.total), "—" if not f.decade_steps else f"~{f.decade_steps:.0f}"]
+            for b, d in diagnosed.items() for f in d.same_start]
+    if same:
+        out.append(("table", Table(["backend", "fit", "steps", "bit-identical steps from the start",
+                                    "first step that differs", "what differs first",
+                                    "by", "weights after: max |difference|", "x10 every steps"],
+                                   same)))
+        out.append(("p", "Read from the traces alone (every step traced, the same start, plain "
+                         "SGD carries no state besides the weights): while the weights before a "
+                         "step are bit-identical, what differs in it is the step's own arithmetic, "
+                         "in the order the step runs: the batch loss (forward), the gradient "
+                         "(backward), the update from the same gradient (optimizer)."))
     first = next(iter(diagnosed.values()), None)
     notes = [n for n in (first.sampling if first else None,
                          *(d.self_check for d in diagnosed.values())) if n]

@@ -15,6 +15,7 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,11 @@ class Estimate:
         same = [s for k, s in self.seen.items() if k[0] == key[0]]
         pool = same or list(self.seen.values())
         return sum(pool) / len(pool) if pool else None
+
+    def expected(self, key: tuple[str, str]) -> float | None:
+        """What a run was expected to take before this compare: its last wall time here, else
+        its shipped cost (not scaled: a timeout must not shrink on a fast start)."""
+        return self.previous.get(key, self.shipped.get(key))
 
     def job(self, keys) -> float:
         """A job's expected seconds, for the order; unknown runs count as long (they start first)."""
@@ -122,12 +128,18 @@ def _launch(job, by_name: dict[str, Target], out: Path, settings: runs.Settings)
                             settings)
 
 
-def _step(running: runs.Job, timeout: float):
-    """(finished outcomes, runs to start again alone, whether the process is done)."""
+TIMEOUT_FACTOR = 4.0  # a run's default timeout: this many times its expected cost, if longer
+
+
+def _step(running: runs.Job, timeout: float | Callable):
+    """(finished outcomes, runs to start again alone, whether the process is done).
+    ``timeout``: seconds, or a function of the current run's key giving them."""
     finished = running.collect()
     if running.done:
         running.close()
         return finished, [], True
+    if callable(timeout):
+        timeout = timeout(running.key)
     if running.exited():
         finished.append(running.finish())
     elif time.monotonic() - running.started > timeout:
@@ -186,11 +198,13 @@ def _running(active: dict) -> list[Running]:
 
 def execute(
     targets: list[Target], backends: list[str], out: Path, *, jobs: int = 1,
-    timeout: float = runs.DEFAULT_TIMEOUT_S, progress=None, settings: runs.Settings | None = None,
+    timeout: float | None = None, progress=None, settings: runs.Settings | None = None,
     batch: bool = True, heartbeat=None, every_s: float = HEARTBEAT_S,
 ) -> tuple[dict[tuple[str, str], RunOutcome], bool]:
     """Run every (target, backend), ``jobs`` processes at a time, the longest first;
-    returns (outcomes, interrupted). ``progress(done, total, elapsed, outcome, left)`` when a
+    returns (outcomes, interrupted). ``timeout``: seconds per run; None: DEFAULT_TIMEOUT_S, or
+    TIMEOUT_FACTOR times the run's expected cost where that is longer (a loaded machine must
+    not fail the 2026 stroke demo, 14 minutes unloaded). ``progress(done, total, elapsed, outcome, left)`` when a
     run ends; ``heartbeat(done, total, elapsed, left, running)`` before the first run starts
     (the estimate of the whole) and every ``every_s`` seconds in which no run ended."""
     settings = settings or runs.Settings()
@@ -213,6 +227,8 @@ def execute(
                      estimate.left(queue, active, jobs))
         said[0] = time.monotonic()
 
+    limit = timeout if timeout is not None else (
+        lambda key: max(runs.DEFAULT_TIMEOUT_S, TIMEOUT_FACTOR * (estimate.expected(key) or 0.0)))
     if heartbeat:
         heartbeat(0, total, 0.0, estimate.left(queue, {}, jobs), [])
     try:
@@ -222,7 +238,7 @@ def execute(
                     running = _launch(queue.pop(0), by_name, out, settings)
                     active[id(running)] = running
                 for ident, running in list(active.items()):
-                    finished, again, over = _step(running, timeout)
+                    finished, again, over = _step(running, limit)
                     if over:
                         active.pop(ident)
                     queue[:0] = again
