@@ -82,7 +82,7 @@ def test_backend_error_is_a_kclf_error_with_exit_code_1():
     assert BackendError.exit_code == 1
 
 
-def test_an_unknown_backend_is_a_usage_error_and_empty_is_unknown(monkeypatch):  # issue 12, failure 9
+def test_an_unknown_backend_is_a_usage_error_and_empty_is_unknown(monkeypatch):
     from kclf.backend import UnknownBackend
 
     monkeypatch.setenv("KERAS_BACKEND", "jax")
@@ -91,7 +91,7 @@ def test_an_unknown_backend_is_a_usage_error_and_empty_is_unknown(monkeypatch): 
     assert caught.value.exit_code == 2
 
 
-def test_importing_kclf_models_selects_no_backend(tmp_path):  # issue 12: no import side effect
+def test_importing_kclf_models_selects_no_backend(tmp_path):  # no import side effect
     code = ("import os, sys; os.environ.pop('KERAS_BACKEND', None); import kclf.models; "
             "print('keras' in sys.modules, os.environ.get('KERAS_BACKEND'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -128,7 +128,7 @@ def test_select_backend_defaults_to_keras_backend_then_tensorflow():
     assert out.split() == ["tensorflow", "jax", "jax"]
 
 
-def test_importing_the_trace_selects_no_backend_and_sets_up_no_devices():  # issue 18, item 2
+def test_importing_the_trace_selects_no_backend_and_sets_up_no_devices():
     """Importing kclf.callbacks imports keras (TrainingTrace is a Keras callback, and keras
     reads KERAS_BACKEND and sets TensorFlow's own variables); kclf itself changes no variable
     and splits no CPU: a run does that when it starts (kclf run, kclf compare's children),
@@ -145,7 +145,7 @@ def test_importing_the_trace_selects_no_backend_and_sets_up_no_devices():  # iss
 
 
 @pytest.mark.parametrize("omp, threads", [(None, "1"), ("2", "2")])
-def test_a_trace_gives_torch_one_thread_unless_omp_num_threads_says(omp, threads):  # issue 18, item 2
+def test_a_trace_gives_torch_one_thread_unless_omp_num_threads_says(omp, threads):
     """A script that imported torch (through keras) before kclf: the first TrainingTrace gives
     it one thread; a count the user set in OMP_NUM_THREADS is kept."""
     out = fresh_python("""

@@ -188,7 +188,7 @@ def test_whole_fits_second_fits_and_demos_come_first_with_their_targets():
     assert "| 16.0 | 15.0 | +1.0 |" in demo
 
 
-# -- issue 17: arguments are checked before any work --------------------------------------------
+# -- arguments are checked before any work --------------------------------------------
 @pytest.mark.parametrize("option, value, wanted", [
     ("--repeats", "abc", "an integer >= 1"),
     ("--repeats", "0", "an integer >= 1"),
@@ -198,7 +198,7 @@ def test_whole_fits_second_fits_and_demos_come_first_with_their_targets():
     ("--min-seconds", "-1", "a number >= 0"),
     ("--memory-steps", "-5", "an integer >= 0"),
 ])
-def test_a_bad_number_is_one_line_before_any_work(kclf_cmd, tmp_path, option, value, wanted):  # item 20
+def test_a_bad_number_is_one_line_before_any_work(kclf_cmd, tmp_path, option, value, wanted):
     out = subprocess.run([*kclf_cmd, "bench", option, value, "--out", str(tmp_path / "o")],
                          capture_output=True, text=True)
     assert out.returncode == 2
@@ -207,7 +207,7 @@ def test_a_bad_number_is_one_line_before_any_work(kclf_cmd, tmp_path, option, va
     assert not (tmp_path / "o").exists()
 
 
-def test_a_bad_out_or_trace_from_is_one_line_before_any_worker(kclf_cmd, tmp_path):  # item 20
+def test_a_bad_out_or_trace_from_is_one_line_before_any_worker(kclf_cmd, tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("mine\n")
     out = subprocess.run([*kclf_cmd, "bench", "--quick", "--out", str(a_file)],

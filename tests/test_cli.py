@@ -265,10 +265,10 @@ def test_run_softmax_forward_prints_the_slides_table(tmp_path):
     assert (tmp_path / "softmax.png").stat().st_size > 0
 
 
-# --- issue 12: arguments checked before anything runs; one run's files per folder ---------
+# --- arguments checked before anything runs; one run's files per folder ---------
 
 
-def test_a_run_replaces_its_folder_whole(fake_experiments, tmp_path):  # failures 4 and 13
+def test_a_run_replaces_its_folder_whole(fake_experiments, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     for name in ("summary.json", "trace.csv", "old.png"):  # an earlier run's files
@@ -279,7 +279,7 @@ def test_a_run_replaces_its_folder_whole(fake_experiments, tmp_path):  # failure
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
 
 
-def test_out_is_checked_before_anything_runs(fake_experiments, tmp_path):  # failure 6
+def test_out_is_checked_before_anything_runs(fake_experiments, tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("mine\n")
     for out, says in ((a_file, f"{a_file} is a file, not a folder"),
@@ -293,7 +293,7 @@ def test_out_is_checked_before_anything_runs(fake_experiments, tmp_path):  # fai
     assert a_file.read_text() == "mine\n"
 
 
-def test_an_empty_backend_is_a_usage_error(fake_experiments):  # failure 9
+def test_an_empty_backend_is_a_usage_error(fake_experiments):
     done = kclf("run", "chatty", "--backend", "", KCLF_EXPERIMENTS=str(fake_experiments), KERAS_BACKEND="jax")
     assert done.returncode == 2
     assert "unknown backend ''" in assert_one_line_error(done)
@@ -301,7 +301,7 @@ def test_an_empty_backend_is_a_usage_error(fake_experiments):  # failure 9
     assert done.returncode == 2
 
 
-def test_data_for_an_experiment_that_reads_none_is_a_usage_error(fake_experiments, tmp_path):  # failure 10
+def test_data_for_an_experiment_that_reads_none_is_a_usage_error(fake_experiments, tmp_path):
     data = tmp_path / "x.csv"
     data.write_text("a\n1\n")
     done = kclf("run", "chatty", "--data", str(data), "--out", str(tmp_path / "o"),
@@ -311,7 +311,7 @@ def test_data_for_an_experiment_that_reads_none_is_a_usage_error(fake_experiment
     assert not (tmp_path / "o").exists()
 
 
-def test_a_bad_stroke_csv_fails_before_training_and_keeps_the_folder(tmp_path):  # failures 12 and 13
+def test_a_bad_stroke_csv_fails_before_training_and_keeps_the_folder(tmp_path):
     from kclf.demo_data import synthetic_stroke, write_stroke_csv
 
     frame = synthetic_stroke(50)
@@ -330,7 +330,7 @@ def test_a_bad_stroke_csv_fails_before_training_and_keeps_the_folder(tmp_path): 
     assert (out / "summary.json").read_text() == "a good run\n"
 
 
-def test_results_json_cannot_hold_fail_the_run_in_one_line(tmp_path):  # failure 16, through kclf run
+def test_results_json_cannot_hold_fail_the_run_in_one_line(tmp_path):  # through kclf run
     folder = tmp_path / "experiments"
     folder.mkdir()
     (folder / "odd.py").write_text(textwrap.dedent("""

@@ -368,8 +368,8 @@ def test_the_drift_phase_replays_each_backends_steps_from_the_references_state(t
     assert "Where and why the backends part from torch" in (out / "comparison.md").read_text()
 
 
-# -- issue 12: robustness -------------------------------------------------------------------------
-def test_a_run_on_another_backend_than_asked_fails(fake_script, tmp_path, monkeypatch):  # failure 2
+# -- robustness -------------------------------------------------------------------------
+def test_a_run_on_another_backend_than_asked_fails(fake_script, tmp_path, monkeypatch):
     code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"torch": "on-jax"}, monkeypatch=monkeypatch)
     assert code == 1 and exp["verdict"] == "failed"
     assert exp["runs"]["torch"]["status"] == "failed"
@@ -378,7 +378,7 @@ def test_a_run_on_another_backend_than_asked_fails(fake_script, tmp_path, monkey
 
 
 @pytest.mark.parametrize("a, b", [("inf", "-inf"), ("nan", "inf"), ("-inf", "nan")])
-def test_infinities_and_nan_stay_distinct(fake_script, tmp_path, monkeypatch, a, b):  # failure 3
+def test_infinities_and_nan_stay_distinct(fake_script, tmp_path, monkeypatch, a, b):
     plan = {"torch": f"result={a}", "jax": f"result={a}", "tensorflow": f"result={b}"}
     code, data, exp = run_compare(fake_script, tmp_path / "r", plan=plan, monkeypatch=monkeypatch)
     assert code == 1 and exp["verdict"] == "differ"
@@ -386,7 +386,7 @@ def test_infinities_and_nan_stay_distinct(fake_script, tmp_path, monkeypatch, a,
     assert "result final" in exp["pairs"]["tensorflow"]["where"]
 
 
-def test_compare_results_reads_the_json_rule():  # failure 3
+def test_compare_results_reads_the_json_rule():
     assert not compare_results({"x": "inf"}, {"x": "-inf"}, DETERMINISTIC).ok
     assert compare_results({"x": "-inf"}, {"x": "-inf"}, DETERMINISTIC).ok
     assert not compare_results({"x": "nan"}, {"x": 1.0}, DETERMINISTIC).ok
@@ -405,7 +405,7 @@ def test_a_second_compare_into_the_same_out_is_refused_while_the_first_runs(fake
     assert cli.main(["compare", str(fake_script), "--out", str(out)]) == 0  # the lock is released
 
 
-def test_reuse_of_names_not_in_the_folder_keeps_the_report(fake_script, tmp_path, capsys):  # failure 11
+def test_reuse_of_names_not_in_the_folder_keeps_the_report(fake_script, tmp_path, capsys):
     out = tmp_path / "r"
     assert cli.main(["compare", str(fake_script), "--out", str(out)]) == 0
     page = (out / "report.html").read_text()
@@ -414,7 +414,7 @@ def test_reuse_of_names_not_in_the_folder_keeps_the_report(fake_script, tmp_path
     assert (out / "report.html").read_text() == page
 
 
-def test_a_truncated_trace_fails_its_run_naming_the_file(fake_script, tmp_path, monkeypatch):  # failure 11
+def test_a_truncated_trace_fails_its_run_naming_the_file(fake_script, tmp_path, monkeypatch):
     code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"jax": "truncate"}, monkeypatch=monkeypatch)
     assert code == 1 and exp["verdict"] == "failed"
     error = exp["runs"]["jax"]["error"]
@@ -431,7 +431,7 @@ def exit_code(argv: list[str]) -> int:
         return exc.code
 
 
-def test_bad_backends_are_usage_errors_in_compare_and_bench(tmp_path, capsys):  # failure 9
+def test_bad_backends_are_usage_errors_in_compare_and_bench(tmp_path, capsys):
     for argv in (["compare", "sgd", "--backends", "theano"], ["compare", "sgd", "--backends", ","],
                  ["bench", "--backends", "theano"], ["bench", "--backends", ""]):
         assert exit_code([*argv, "--out", str(tmp_path / "o")]) == 2, argv
@@ -439,7 +439,7 @@ def test_bad_backends_are_usage_errors_in_compare_and_bench(tmp_path, capsys):  
     assert not (tmp_path / "o").exists()
 
 
-def test_data_for_an_experiment_that_reads_none_is_a_usage_error(tmp_path, capsys):  # failure 10
+def test_data_for_an_experiment_that_reads_none_is_a_usage_error(tmp_path, capsys):
     data = tmp_path / "x.csv"
     data.write_text("a\n1\n")
     assert cli.main(["compare", "sgd", "--data", str(data), "--out", str(tmp_path / "o")]) == 2
@@ -540,7 +540,7 @@ def test_separate_gives_every_run_its_own_process(tmp_path, monkeypatch):
     assert not any(run["batched"] for exp in data["experiments"].values() for run in exp["runs"].values())
 
 
-# -- issue 13: --devices N ------------------------------------------------------------------------
+# -- --devices N ------------------------------------------------------------------------
 def test_data_parallel_agrees_on_4_devices_and_torch_is_skipped_in_one_line(tmp_path, capsys):
     """kclf compare --devices 4: every child starts with 4 CPU devices (JAX: DataParallel,
     TensorFlow: MirroredStrategy over 4 logical CPUs); keras 3.15's torch has no DataParallel."""
@@ -568,9 +568,9 @@ def test_data_parallel_agrees_on_4_devices_and_torch_is_skipped_in_one_line(tmp_
             assert results[label]["agree"] is True and results[label]["steps_on_n_devices"] == 21, backend
 
 
-# -- issue 17: reliability --------------------------------------------------------------------------
+# -- reliability --------------------------------------------------------------------------
 def test_a_differ_line_gives_the_values_in_the_order_it_names_the_backends(fake_script, tmp_path,
-                                                                             monkeypatch):  # item 19
+                                                                             monkeypatch):
     code, data, exp = run_compare(fake_script, tmp_path / "r", plan={"tensorflow": "differ@5"},
                                   monkeypatch=monkeypatch)
     runs_dir = tmp_path / "r" / "runs" / "my_script"
@@ -625,7 +625,7 @@ def run(ctx):
 '''
 
 
-def test_a_script_that_exits_3_failed_with_its_stderr(tmp_path, monkeypatch):  # item 18
+def test_a_script_that_exits_3_failed_with_its_stderr(tmp_path, monkeypatch):
     script = tmp_path / "exits_3.py"
     script.write_text(textwrap.dedent(EXITS_3))
     monkeypatch.setattr("kclf.backend.is_installed", lambda name: True)
@@ -641,7 +641,7 @@ def test_a_script_that_exits_3_failed_with_its_stderr(tmp_path, monkeypatch):  #
 
 
 @pytest.mark.parametrize("separate", [False, True])
-def test_a_kclf_run_that_diverged_is_diverged(tmp_path, monkeypatch, separate):  # item 18
+def test_a_kclf_run_that_diverged_is_diverged(tmp_path, monkeypatch, separate):
     folder = tmp_path / "experiments"
     folder.mkdir()
     (folder / "diverges.py").write_text(DIVERGES)
@@ -658,7 +658,7 @@ def test_a_kclf_run_that_diverged_is_diverged(tmp_path, monkeypatch, separate): 
 
 
 def test_a_script_named_like_an_experiment_or_another_script_is_refused(fake_script, tmp_path,
-                                                                        capsys):  # item 5
+                                                                        capsys):
     from kclf import registry
 
     mine = tmp_path / "my" / "sgd.py"
@@ -682,7 +682,7 @@ def test_a_script_named_like_an_experiment_or_another_script_is_refused(fake_scr
 
 
 def test_a_script_is_judged_by_its_own_tolerance_whatever_its_name(fake_script, tmp_path,
-                                                                   monkeypatch):  # item 6
+                                                                   monkeypatch):
     iris = tmp_path / "iris.py"
     iris.write_text(fake_script.read_text())
     monkeypatch.setenv("FAKE_PLAN", json.dumps({"jax": "differ@5"}))
@@ -706,7 +706,7 @@ def test_a_script_is_judged_by_its_own_tolerance_whatever_its_name(fake_script, 
         compare.tolerance_for("declares", script=declares)
 
 
-def test_a_declaration_without_the_start_says_so(tmp_path, monkeypatch, capsys):  # item 17
+def test_a_declaration_without_the_start_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KCLF_EXPERIMENTS", str(tmp_path))
     mini = tmp_path / "mini.py"
     mini.write_text('NAME = "mini"\nPOSITION = 1\nTOLERANCE = {"numpy": "deterministic"}\n')
@@ -758,7 +758,7 @@ def reused(out, *argv):
     return code, json.loads((out / "comparison.json").read_text())
 
 
-def test_reuse_refuses_a_run_made_in_another_start_mode(tmp_path, monkeypatch):  # item 3
+def test_reuse_refuses_a_run_made_in_another_start_mode(tmp_path, monkeypatch):
     monkeypatch.setenv("KCLF_EXPERIMENTS", str(tmp_path / "experiments"))
     (tmp_path / "experiments").mkdir()
     (tmp_path / "experiments" / "starts.py").write_text(STARTS)
@@ -794,7 +794,7 @@ def test_reuse_refuses_a_run_made_in_another_start_mode(tmp_path, monkeypatch): 
 
 
 def test_reuse_refuses_runs_made_with_other_data_devices_or_versions(fake_script, tmp_path,
-                                                                    monkeypatch):  # item 3
+                                                                    monkeypatch):
     import kclf
 
     first, same, other = (tmp_path / name for name in ("a.csv", "same.csv", "b.csv"))
@@ -822,7 +822,7 @@ def test_reuse_refuses_runs_made_with_other_data_devices_or_versions(fake_script
     assert ", not 0.0-other; tensorflow " in error
 
 
-def test_reuse_of_a_missing_or_unreadable_run_is_incomplete(fake_script, tmp_path):  # item 4
+def test_reuse_of_a_missing_or_unreadable_run_is_incomplete(fake_script, tmp_path):
     out = tmp_path / "r"
     runs_dir = out / "runs" / "my_script"
     argv = [str(fake_script), "--backends", "torch,jax,tensorflow"]
@@ -862,7 +862,7 @@ def test_reuse_of_a_missing_or_unreadable_run_is_incomplete(fake_script, tmp_pat
     ("wall_s", "field 'wall_s' is 'fast'"),
     ("backend", "the outcome of 'my_script' on jax, not of 'my_script' on torch"),
 ])
-def test_reuse_names_an_unreadable_outcome(fake_script, tmp_path, text, problem):  # item 16
+def test_reuse_names_an_unreadable_outcome(fake_script, tmp_path, text, problem):
     out = tmp_path / "r"
     runs_dir = out / "runs" / "my_script"
     argv = [str(fake_script), "--backends", "jax,torch"]
@@ -885,7 +885,7 @@ def test_reuse_names_an_unreadable_outcome(fake_script, tmp_path, text, problem)
     assert "not run (not run" not in exp["where"]
 
 
-def test_reuse_refuses_an_outcome_that_recorded_no_settings(fake_script, tmp_path):  # item 3
+def test_reuse_refuses_an_outcome_that_recorded_no_settings(fake_script, tmp_path):
     out = tmp_path / "r"
     argv = [str(fake_script), "--backends", "jax,torch"]
     assert reused(out, *argv)[0] == 0
@@ -897,7 +897,7 @@ def test_reuse_refuses_an_outcome_that_recorded_no_settings(fake_script, tmp_pat
 
 
 @pytest.mark.parametrize("stop", ["ctrl-c", "timeout"])
-def test_a_stopped_run_leaves_no_unfinished_folder(tmp_path, monkeypatch, stop):  # item 22
+def test_a_stopped_run_leaves_no_unfinished_folder(tmp_path, monkeypatch, stop):
     from kclf.compare import schedule
 
     folder = tmp_path / "experiments"
@@ -925,7 +925,7 @@ def test_a_stopped_run_leaves_no_unfinished_folder(tmp_path, monkeypatch, stop):
     assert status == ("interrupted" if stop == "ctrl-c" else "timeout")
 
 
-def test_a_device_count_past_the_maximum_is_one_line(tmp_path, capsys, monkeypatch):  # item 14
+def test_a_device_count_past_the_maximum_is_one_line(tmp_path, capsys, monkeypatch):
     from kclf import devices
 
     huge = "100000000000000000000"
@@ -942,7 +942,7 @@ def test_a_device_count_past_the_maximum_is_one_line(tmp_path, capsys, monkeypat
         devices.requested()
 
 
-def test_devices_on_torch_alone_says_torch_has_no_data_parallelism(tmp_path, capsys):  # item 15
+def test_devices_on_torch_alone_says_torch_has_no_data_parallelism(tmp_path, capsys):
     from kclf import devices
 
     if devices.torch_has_data_parallel():
@@ -969,7 +969,7 @@ def run(ctx):
 '''
 
 
-def test_a_killed_compare_stops_its_runs_and_writes_its_report(tmp_path):  # next to item 22
+def test_a_killed_compare_stops_its_runs_and_writes_its_report(tmp_path):
     import os
     import signal
     import subprocess
@@ -1004,7 +1004,7 @@ def test_a_killed_compare_stops_its_runs_and_writes_its_report(tmp_path):  # nex
     ('{"backend": "BACKEND", "traces": {"main": 3}}', "trace 'main' is not an object"),
 ])
 def test_a_summary_kclf_cannot_read_fails_its_run_naming_the_file(tmp_path, monkeypatch, summary,
-                                                                  problem):  # next to item 16
+                                                                  problem):
     script = tmp_path / "writes.py"
     script.write_text("import os\nwith open(os.path.join(os.environ['KCLF_OUT'], 'summary.json'), 'w') "
                       "as fh:\n    fh.write(os.environ['SUMMARY'].replace('BACKEND', "
@@ -1019,7 +1019,7 @@ def test_a_summary_kclf_cannot_read_fails_its_run_naming_the_file(tmp_path, monk
     assert error.startswith(f"{tmp_path / 'r' / 'runs' / 'writes' / 'torch' / 'summary.json'}: {problem}")
 
 
-def test_results_with_histories_of_another_shape_are_diffed_as_results():  # next to item 16
+def test_results_with_histories_of_another_shape_are_diffed_as_results():
     from kclf.compare import verdict
 
     ref = {"histories": [0.5, 0.25], "values": {"a": 1}}

@@ -199,7 +199,7 @@ print("RESULT", __name__, sys.argv[1:], sys.path[0], len(devices.cpu_devices()))
 
 
 @pytest.mark.backend
-def test_compare_starts_a_script_with_its_devices_before_its_first_line(tmp_path):  # issue 18, item 2
+def test_compare_starts_a_script_with_its_devices_before_its_first_line(tmp_path):
     """kclf compare runs a user's script through kclf.compare.script: as ``python SCRIPT``
     would, with the devices of --devices N already there (importing kclf sets up none)."""
     from kclf.backend import active_backend

@@ -249,7 +249,7 @@ def test_synthetic_other_gender_lands_in_validation_only():
     assert counts == [0, 1, 0]
 
 
-def test_a_column_that_is_all_na_is_refused(tmp_path, frame):  # issue 12, failure 12
+def test_a_column_that_is_all_na_is_refused(tmp_path, frame):
     all_na = frame.head(40).copy()
     all_na["bmi"] = np.nan
     path = write_stroke_csv(all_na, tmp_path / "no_bmi.csv")

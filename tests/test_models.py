@@ -178,12 +178,12 @@ def test_dense_classifier_needs_two_classes(models):
         models.dense_classifier(4, 1)
 
 
-def test_softmax_regression_needs_two_classes(models):  # issue 12, failure 15
+def test_softmax_regression_needs_two_classes(models):
     with pytest.raises(ValueError, match=r"n_classes must be an integer >= 2 .*received 1"):
         models.softmax_regression(2, 1)
 
 
-def test_dense_classifier_takes_one_integer_as_one_hidden_layer(keras, models):  # issue 12, failure 15
+def test_dense_classifier_takes_one_integer_as_one_hidden_layer(keras, models):
     model = models.dense_classifier(4, 3, hidden=5)
     assert [layer.name for layer in model.layers[1:]] == ["hidden_1", "output"]
     assert model.get_layer("hidden_1").units == 5

@@ -35,7 +35,7 @@ from _trace_cases import (
 pytestmark = pytest.mark.backend
 
 
-# --- loss scaling: the values applied, unscaled (issue 11, item 1) -----------------------------------
+# --- loss scaling: the values applied, unscaled -----------------------------------
 
 
 def test_loss_scale_optimizer_records_the_unscaled_values_it_applied():
@@ -108,7 +108,7 @@ def test_mixed_float16_records_non_zero_unscaled_values():
             assert_close(trace.gradients(path)[i], gradient, rtol=2e-2, what=f"{path} at step {i + 1}")
 
 
-# --- a custom train_step written the way the Keras guides show (issue 17, item 1) --------------------
+# --- a custom train_step written the way the Keras guides show --------------------
 
 
 def guide_model(style: str):
@@ -245,7 +245,7 @@ def test_a_custom_train_step_records_its_real_loss_or_is_refused_before_it_train
     assert iterations(model) == 3
 
 
-# --- what the step left in the weights, and where it started (issue 17, item 2) ----------------------
+# --- what the step left in the weights, and where it started ----------------------
 
 
 def test_weights_after_is_what_the_step_left_also_on_ema_overwrite_steps():
@@ -304,7 +304,7 @@ def test_weight_before_is_the_steps_starting_weight_with_weight_decay():
     assert_matches_reference(trace, case.reference, X, case.y)
 
 
-# --- a variable without gradient (issue 17, item 9) --------------------------------------------------
+# --- a variable without gradient --------------------------------------------------
 
 
 def test_a_float_variable_without_gradient_is_refused_in_one_line_or_recorded_as_applied(backend_name):
@@ -329,7 +329,7 @@ def test_a_float_variable_without_gradient_is_refused_in_one_line_or_recorded_as
     assert chosen.steps_recorded == 6
 
 
-# --- on and off: no hooks left after a fit, reused by a new trace (issue 11, item 2) -----------------
+# --- on and off: no hooks left after a fit, reused by a new trace -----------------
 
 
 def test_fit_without_the_trace_after_a_traced_fit_leaves_no_hooks():

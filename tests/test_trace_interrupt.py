@@ -33,7 +33,7 @@ pytestmark = pytest.mark.backend
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# --- Ctrl-C while Python runs a garbage-collection callback, in a fit (issue 11, item 5) -------------
+# --- Ctrl-C while Python runs a garbage-collection callback, in a fit -------------
 
 
 def test_ctrl_c_inside_a_gc_callback_stops_the_fit_at_the_next_step():
@@ -94,7 +94,7 @@ def test_ctrl_c_after_a_fit_that_raised_interrupts_at_once():
         time.sleep(5)  # not reached: Ctrl-C outside a gc callback raises where Python is
 
 
-# --- Ctrl-C during a traced fit: exit 130, every recorded step readable (issue 17, item 7) -----------
+# --- Ctrl-C during a traced fit: exit 130, every recorded step readable -----------
 
 
 DELAYS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.6, 1.0)  # after the first step is recorded
@@ -196,7 +196,7 @@ def test_kclf_run_interrupted_in_a_traced_fit_exits_130_and_writes_every_fits_st
     assert steps["first"] == 16 and steps["long"] == summary["traces"]["long"]["steps"]
 
 
-# --- Ctrl-C inside a garbage-collection callback, outside any fit: never lost (issue 17, item 8) -----
+# --- Ctrl-C inside a garbage-collection callback, outside any fit: never lost -----
 
 
 GC_CTRL_C = """

@@ -36,7 +36,7 @@ def test_an_unsupported_keras_is_named_in_one_line_before_anything_changes(monke
 
 
 @pytest.mark.backend
-def test_the_demos_capture_names_its_missing_keras_names_in_one_line(monkeypatch):  # issue 18, item 4
+def test_the_demos_capture_names_its_missing_keras_names_in_one_line(monkeypatch):
     import keras
 
     from kclf.errors import KclfError

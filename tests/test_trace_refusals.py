@@ -25,7 +25,7 @@ from _trace_cases import (
 pytestmark = pytest.mark.backend
 
 
-# --- a trainable integer variable (issue 17, item 9) -------------------------------------------------
+# --- a trainable integer variable -------------------------------------------------
 
 
 def test_a_trainable_int32_variable_is_named_in_one_line_before_training(backend_name):
@@ -45,7 +45,7 @@ def test_a_trainable_int32_variable_is_named_in_one_line_before_training(backend
     assert_untouched(model, initial, trace)
 
 
-# --- models without trainable weights, or without weights yet (issue 17, item 11; issue 12) ----------
+# --- models without trainable weights, or without weights yet ----------
 
 
 def test_a_model_without_trainable_weights_is_named_as_such():

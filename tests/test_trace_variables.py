@@ -52,14 +52,14 @@ def test_resolve_keeps_model_order_and_names_the_unknown():
 
 @pytest.mark.parametrize("given", [[1], [None], 42, 4.5, [b"dense"], b"dense", ["dense", 1], object()],
                          ids=repr)
-def test_a_selector_that_is_not_strings_is_a_one_line_type_error(given):  # issue 17, item 10
+def test_a_selector_that_is_not_strings_is_a_one_line_type_error(given):
     with pytest.raises(TypeError, match="expected") as error:
         variables.check_selector(given)
     assert isinstance(error.value, KclfError) and "\n" not in str(error.value)
 
 
 @pytest.mark.parametrize("given", [[], (), "", [""], ["dense", "/"]], ids=repr)
-def test_a_selector_that_names_nothing_is_a_one_line_value_error(given):  # issue 17, item 10
+def test_a_selector_that_names_nothing_is_a_one_line_value_error(given):
     with pytest.raises(ValueError, match="expected") as error:
         variables.check_selector(given)
     assert isinstance(error.value, KclfError) and "\n" not in str(error.value)

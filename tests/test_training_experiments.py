@@ -72,7 +72,7 @@ def test_minibatch_runs_take_one_step_per_batch(backend_name, tmp_path):
         assert r["final_full_mse"] < 2.0  # all three approach the minimum (noise variance 1)
 
 
-# -- issue 12: what an interrupted or failing save keeps -------------------------------------------
+# -- what an interrupted or failing save keeps -------------------------------------------
 def test_minibatch_keeps_the_steps_of_a_fit_interrupted_by_ctrl_c(backend_name, tmp_path, monkeypatch):  # 4
     import keras
     import pandas as pd
@@ -91,7 +91,7 @@ def test_minibatch_keeps_the_steps_of_a_fit_interrupted_by_ctrl_c(backend_name, 
     assert set(trace["run"]) == {"SGD (batch 1)"} and trace["step"].max() == 1000  # 100 points x 10 epochs
 
 
-def test_save_writes_nothing_unless_everything_can_be_written(backend_name, tmp_path):  # failure 16
+def test_save_writes_nothing_unless_everything_can_be_written(backend_name, tmp_path):
     import json
 
     from kclf.jsonio import NotJsonable

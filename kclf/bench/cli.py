@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import math
 import os
 import platform
 import tempfile
@@ -52,6 +51,7 @@ from kclf.bench.workers import (
 )
 from kclf.errors import KclfError, UsageError
 from kclf.fsio import usable_folder
+from kclf.options import at_least
 from kclf.runner import atomic_write, to_jsonable
 
 
@@ -140,24 +140,6 @@ def _backend_list(text: str) -> list[str]:
         return procs.parse_backends(text, option="")  # argparse names the option
     except KclfError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def at_least(minimum: int, kind: type = int):
-    """The argparse type of every numeric option: a finite ``kind`` (int or float) >= ``minimum``,
-    else one line in one wording ("argument --repeats: got 'abc'; expected an integer >= 1"),
-    while the options are parsed, before any work."""
-    wanted = f"{'an integer' if kind is int else 'a number'} >= {minimum}"
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not math.isfinite(value) or value < minimum:
-            raise argparse.ArgumentTypeError(f"got {text!r}; expected {wanted}")
-        return value
-
-    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

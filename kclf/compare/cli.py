@@ -25,6 +25,7 @@ from kclf.compare.verdict import build
 from kclf.editions import EDITIONS, STARTS, STROKE_CSV_ENV, resolve, start_names
 from kclf.errors import KclfError, UsageError
 from kclf.fsio import FolderLock, usable_folder
+from kclf.options import at_least
 
 DEFAULT_OUT = Path("results") / "compare"
 
@@ -48,12 +49,12 @@ def add_arguments(parser) -> None:
                         "(default: the edition's backend first, torch for 2026, tensorflow for "
                         "2025, then the others; those not installed are skipped)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="report folder (default: results/compare/)")
-    parser.add_argument("--jobs", "-j", type=int, default=1, help="runs in parallel (default 1)")
-    parser.add_argument("--rtol", type=float, help="one relative tolerance for every number "
+    parser.add_argument("--jobs", "-j", type=at_least(1), default=1, help="runs in parallel (default 1)")
+    parser.add_argument("--rtol", type=at_least(0, float), help="one relative tolerance for every number "
                         "(default: each experiment's TOLERANCE declaration)")
-    parser.add_argument("--atol", type=float, help="one absolute tolerance for every number "
+    parser.add_argument("--atol", type=at_least(0, float), help="one absolute tolerance for every number "
                         "(default: the table's)")
-    parser.add_argument("--timeout", type=float, default=None,
+    parser.add_argument("--timeout", type=at_least(0, float, strictly=True), default=None,
                         help=f"seconds per run before it counts as failed (default {DEFAULT_TIMEOUT_S:g}, "
                         f"or {TIMEOUT_FACTOR:g}x the run's measured cost where that is longer: the "
                         "2026 stroke demo takes 14 minutes on an unloaded 2-core machine)")
@@ -68,15 +69,15 @@ def add_arguments(parser) -> None:
                         "runs (DataParallel on JAX, MirroredStrategy on TensorFlow)")
     parser.add_argument("--edition", choices=tuple(EDITIONS), help="which edition of the "
                         "lecture (default 2026, the PyTorch edition; 2025: TensorFlow)")
-    parser.add_argument("--replay-steps", type=int, default=DEFAULT_REPLAY_STEPS, metavar="N",
+    parser.add_argument("--replay-steps", type=at_least(0), default=DEFAULT_REPLAY_STEPS, metavar="N",
                         help="where a run recorded its states (the demos' replay starts): replay up "
                         f"to N steps per fit of each backend from the reference's state, to split "
                         f"its difference into each step's own error and drift carried from earlier "
                         f"steps (default {DEFAULT_REPLAY_STEPS}; 0: none)")
-    parser.add_argument("--envelope", type=int, default=DEFAULT_RUNS, metavar="K",
+    parser.add_argument("--envelope", type=at_least(0), default=DEFAULT_RUNS, metavar="K",
                         help="run the reference K more times from initial weights one float32 ulp "
                         f"off, for how far rounding alone moves it (default {DEFAULT_RUNS}; 0: none)")
-    parser.add_argument("--envelope-steps", type=int, default=DEFAULT_HORIZON, metavar="N",
+    parser.add_argument("--envelope-steps", type=at_least(0), default=DEFAULT_HORIZON, metavar="N",
                         help=f"steps per fit of those runs (default {DEFAULT_HORIZON}; 0: whole fits, "
                         "which also measures the printed numbers' envelope and judges them by it)")
     parser.add_argument("--start", choices=start_names(), metavar="START",
@@ -114,18 +115,6 @@ def _heartbeat(done: int, total: int, elapsed: float, left: float | None, runnin
 
 
 def main(args) -> int:
-    for option in ("rtol", "atol"):
-        value = getattr(args, option)
-        if value is not None and not value >= 0:
-            raise UsageError(f"--{option} {value!r}: expected a number >= 0")
-    if args.jobs < 1:
-        raise UsageError(f"--jobs {args.jobs}: expected at least 1")
-    if args.timeout is not None and not args.timeout > 0:
-        raise UsageError(f"--timeout {args.timeout}: expected seconds > 0")
-    for option in ("replay_steps", "envelope", "envelope_steps"):
-        if getattr(args, option, 0) < 0:
-            raise UsageError(f"--{option.replace('_', '-')} {getattr(args, option)}: expected a "
-                             "number >= 0")
     from kclf.devices import MAX_DEVICES, is_count
 
     devices = getattr(args, "devices", 1)
