@@ -5,7 +5,7 @@ rows into its results). The other slide sections print a few numbers (the SGD an
 iterations, z and σ(z), the softmax table) or state what gradient descent does ("if it starts
 where the gradient is 0 (plateau), the algorithm will have nowhere to go and end there"):
 
-- a :class:`Number` is a value the slide prints, compared as published.agreement compares the
+- a :class:`Number` is a value the slide prints, compared as :func:`agreement` compares the
   demos' (rounded as the slide prints it, else to float32 precision);
 - a :class:`Claim` is a statement the slide makes, with the measurement that tests it on a
   run's results (the slide's words, what kclf measured, whether it holds).
@@ -25,9 +25,37 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kclf.demos.published import agreement
+import numpy as np
 
 FLOAT32 = 1e-6  # an exact slide value against a float32 result: a few ulps
+
+
+def _significant(a: np.ndarray, digits: int) -> np.ndarray:
+    """``a`` rounded to ``digits`` significant digits, as NumPy prints it in e-notation."""
+    return np.array([float(f"{v:.{digits - 1}e}") for v in a.ravel()]).reshape(a.shape)
+
+
+def agreement(ours, theirs, decimals=None, rtol: float = FLOAT32) -> tuple[bool, float | None]:
+    """(agrees, largest relative difference) for one entry: ``ours`` rounded as the lecture
+    printed it (``decimals``: a number of decimals, "N significant", or None), then within
+    ``rtol`` of the lecture's value; strings, dicts and lists of strings exactly."""
+    if ours is None:
+        return False, None
+    if isinstance(theirs, (str, dict)) or (isinstance(theirs, list) and theirs
+                                           and isinstance(theirs[0], str)):
+        return ours == theirs, None
+    a = np.asarray(ours, dtype="float64")
+    b = np.asarray(theirs, dtype="float64")
+    if a.shape != b.shape:
+        return False, None
+    if isinstance(decimals, str):  # "N significant"
+        a = _significant(a, int(decimals.split()[0]))
+    elif decimals is not None:
+        a = np.round(a, decimals)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(a == b, 0.0, np.abs(a - b) / np.maximum(np.abs(b), 1e-300))
+    worst = float(np.max(rel)) if rel.size else 0.0
+    return bool(np.all(np.abs(a - b) <= rtol * np.abs(b))), worst
 
 
 @dataclass(frozen=True)

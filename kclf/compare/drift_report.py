@@ -95,7 +95,7 @@ def result_rows(exp: ExperimentComparison) -> list[list[str]]:
 
 def blocks(exp: ExperimentComparison) -> list[tuple[str, object]]:
     """The report's section for one experiment (nothing when no diagnosis was made)."""
-    from kclf.compare.report import Table
+    from kclf.compare.blocks import Table
 
     diagnosed = _diagnosed(exp)
     if not diagnosed and exp.envelope is None:

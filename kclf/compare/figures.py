@@ -212,6 +212,4 @@ def make_figures(experiment: ExperimentComparison, note: str = "") -> list[Figur
     if diff is not None:
         figures.append(Figure(f"{stem}-difference.png", f"max |difference| against "
                               f"{experiment.reference} per step (log scale)", diff))
-    from kclf.compare import drift_report
-
-    return figures + drift_report.figures(experiment)  # local error, carried drift, envelope
+    return figures

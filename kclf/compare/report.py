@@ -311,6 +311,7 @@ def write(out: Path, data: Comparison) -> Path:
     """Write figures, comparison.json, comparison.md and report.html into ``out``; return the page."""
     out = Path(out)
     figures = {name: make_figures(exp, " (synthetic data)" if plain.synthetic(exp) else "")
+               + drift_report.figures(exp)  # local error, carried drift, envelope
                for name, exp in data.experiments.items()}
     steppers = {}
     for name, exp in data.experiments.items():

@@ -18,7 +18,7 @@ rounded outputs (the 4-decimal log lines, NumPy's 3-digit printout) exactly as p
 
 from __future__ import annotations
 
-import numpy as np
+from kclf.slides import agreement
 
 RTOL = 1e-6  # the 2025 edition's (TensorFlow)
 RTOL_2026 = 2e-6  # the 2026 edition's (torch): see above
@@ -172,34 +172,6 @@ def lookup(values: dict, path: str):
             return None
         node = node[part]
     return node
-
-
-def _significant(a: np.ndarray, digits: int) -> np.ndarray:
-    """``a`` rounded to ``digits`` significant digits, as NumPy prints it in e-notation."""
-    return np.array([float(f"{v:.{digits - 1}e}") for v in a.ravel()]).reshape(a.shape)
-
-
-def agreement(ours, theirs, decimals=None, rtol: float = RTOL) -> tuple[bool, float | None]:
-    """(agrees, largest relative difference) for one entry: ``ours`` rounded as the lecture
-    printed it (``decimals``: a number of decimals, "N significant", or None), then within
-    ``rtol`` of the lecture's value; strings, dicts and lists of strings exactly."""
-    if ours is None:
-        return False, None
-    if isinstance(theirs, (str, dict)) or (isinstance(theirs, list) and theirs
-                                           and isinstance(theirs[0], str)):
-        return ours == theirs, None
-    a = np.asarray(ours, dtype="float64")
-    b = np.asarray(theirs, dtype="float64")
-    if a.shape != b.shape:
-        return False, None
-    if isinstance(decimals, str):  # "N significant"
-        a = _significant(a, int(decimals.split()[0]))
-    elif decimals is not None:
-        a = np.round(a, decimals)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(a == b, 0.0, np.abs(a - b) / np.maximum(np.abs(b), 1e-300))
-    worst = float(np.max(rel)) if rel.size else 0.0
-    return bool(np.all(np.abs(a - b) <= rtol * np.abs(b))), worst
 
 
 def check(demo: str, values: dict, edition: str = "2026") -> list[dict]:
