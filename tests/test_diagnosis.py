@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kclf.compare.diagnosis import fit_steps, split_fit, start_problem
+from kclf.compare.diagnosis import fit_steps, same_start, same_start_text, split_fit, start_problem
 from kclf.compare.envelope import MARGIN, measure, perturbed
 from kclf.compare.tolerances import DETERMINISTIC, LECTURE_START, measured
 
@@ -88,6 +88,37 @@ def test_the_same_weights_with_another_batch_loss_get_the_batch_diagnosis():
     assert text.startswith("the same weights gave different batch losses at step 1")
     assert "batches differ" in text
     assert start_problem(frame(), frame(), DETERMINISTIC) is None
+
+
+def test_from_the_traces_alone_the_first_step_that_differs_says_what_differs_first():
+    ref = frame()
+    (same,) = same_start(ref, frame())
+    assert same.first is None and same.identical == same.steps == 10
+    assert same_start_text([same], "jax", "torch") == "1 of 1 fits bit-identical to torch's at every step"
+
+    (update,) = same_start(ref, frame(kick=(4, 1e-3)))  # step 4 turns the same gradient otherwise
+    assert (update.identical, update.first.step, update.first.first) == (3, 4, "update")
+    assert update.first.local == pytest.approx(1e-3) and update.total == pytest.approx(7e-3)
+    text = same_start_text([update, same], "tensorflow", "torch")
+    assert text.startswith("1 of 2 fits bit-identical to torch's at every step; in the other 1, "
+                           "after 3 bit-identical steps, the first step that differs does so, from "
+                           "the same weights, first in its update (1 fit); tensorflow's optimizer "
+                           "turns the same weights and gradient into other weights (fit 'main', "
+                           "step 4: 0.001); the weights after differ by up to 0.007"), text
+
+    bias = frame()
+    bias.loc[(bias.step == 2) & (bias.variable == "dense/bias"), "gradient"] += 1e-4
+    (gradient,) = same_start(ref, bias)  # the gradient differs, the weights after do not
+    assert (gradient.identical, gradient.first.first) == (1, "gradient")
+    assert gradient.first.gradient_variable == "dense/bias" and gradient.total == 0
+    assert same_start_text([gradient], "jax", "torch").endswith(
+        "first in its gradient (1 fit); the weights after stay bit-identical (what differs does "
+        "not reach them)")
+
+    (forward,) = same_start(ref, frame(step_loss={1: 1e-3}))
+    assert (forward.identical, forward.first.first) == (0, "forward")
+    assert "after 0 bit-identical steps" in same_start_text([forward], "jax", "torch")
+    assert same_start(ref, frame(steps=10).query("step != 1")) == []  # step 1 not traced: nothing
 
 
 def test_a_perturbed_start_moves_every_weight_by_one_ulp_the_same_way_for_a_seed():

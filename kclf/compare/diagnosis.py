@@ -517,16 +517,22 @@ def same_start_text(fits: list[SameStart], backend: str, reference: str) -> str:
     bits = [f"{len(whole)} of {len(fits)} fits bit-identical to {reference}'s at every step"]
     if parted:
         kinds = {k: [f for f in parted if f.first.first == k] for k in PARTS}
-        bits.append(f"in the other {len(parted)}, after {min(f.identical for f in parted)} to "
-                    f"{max(f.identical for f in parted)} bit-identical steps, the first step that "
-                    "differs does so, from the same weights, first in its "
-                    + ", ".join(f"{k} ({len(v)} fits)" for k, v in kinds.items() if v))
+        low, high = min(f.identical for f in parted), max(f.identical for f in parted)
+        span = f"{low}" if low == high else f"{low} to {high}"
+        bits.append(f"in the other {len(parted)}, after {span} bit-identical step"
+                    f"{'s' * (high != 1)}, the first step that differs does so, from the same "
+                    "weights, first in its "
+                    + ", ".join(f"{k} ({len(v)} fit{'s' * (len(v) != 1)})"
+                                for k, v in kinds.items() if v))
         if kinds["update"]:
             f = kinds["update"][0]
             bits.append(f"{backend}'s optimizer turns the same weights and gradient into other "
                         f"weights (fit {f.fit!r}, step {f.first.step}: {_g(f.first.local)})")
         worst = max(parted, key=lambda f: f.total or 0)
-        bits.append(f"the weights after differ by up to {_g(worst.total)} (fit {worst.fit!r})")
+        if worst.total:
+            bits.append(f"the weights after differ by up to {_g(worst.total)} (fit {worst.fit!r})")
+        else:
+            bits.append("the weights after stay bit-identical (what differs does not reach them)")
     return "; ".join(bits)
 
 
