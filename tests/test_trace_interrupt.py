@@ -33,6 +33,20 @@ pytestmark = pytest.mark.backend
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_as_in_a_terminal():
+    """Ctrl-C as a user's terminal delivers it. A test runner started in the background by a
+    non-interactive shell (``make test &``, a CI script) inherits SIGINT ignored, and so would
+    every child these tests start: Python then installs no KeyboardInterrupt at all, and
+    there is nothing of kclf's to test. The disposition the run had comes back afterwards."""
+    before = signal.getsignal(signal.SIGINT)
+    if before in (signal.SIG_IGN, signal.SIG_DFL):
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # children start with SIG_DFL
+    yield
+    if before in (signal.SIG_IGN, signal.SIG_DFL):
+        signal.signal(signal.SIGINT, before)
+
+
 # --- Ctrl-C while Python runs a garbage-collection callback, in a fit -------------
 
 
