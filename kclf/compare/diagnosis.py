@@ -413,6 +413,16 @@ def _g(value) -> str:
     return "0" if value == 0 else f"{value:.2g}"
 
 
+def parting_words(p: PartingCause, where: str, backend: str, reference: str) -> str:
+    """A first parting in words: drift carried from earlier steps, or the step itself."""
+    if p.kind == "carried":
+        return (f"the difference at {where} ({_g(p.total)}) is drift carried from earlier steps "
+                f"(local there: {_g(p.local)}; carried: {_g(p.carried)})")
+    return (f"at {where} the step itself parts: {backend}'s step from {reference}'s state is "
+            f"{_g(p.local)} off (carried: {_g(p.carried)}); what differs first: "
+            f"{PART_WORDS[p.parts.first]}")
+
+
 def fit_text(d: FitDrift, backend: str, reference: str) -> str:
     """One fit in words: local error, what part differs, the parting, growth, envelope."""
     if not d.steps:
@@ -423,14 +433,7 @@ def fit_text(d: FitDrift, backend: str, reference: str) -> str:
     if d.local_max > 0:
         bits.append(parts_text(d))
     if d.parting:
-        p = d.parting
-        if p.kind == "carried":
-            bits.append(f"the difference at step {p.step} ({_g(p.total)}) is drift carried from "
-                        f"earlier steps (local there: {_g(p.local)}; carried: {_g(p.carried)})")
-        else:
-            bits.append(f"at step {p.step} the step itself parts: {backend}'s step from "
-                        f"{reference}'s state is {_g(p.local)} off (carried: {_g(p.carried)}); "
-                        f"first: {PART_WORDS[p.parts.first]}")
+        bits.append(parting_words(d.parting, f"step {d.parting.step}", backend, reference))
     if d.decade_steps:
         bits.append(f"growing x10 every ~{d.decade_steps:.0f} steps")
     if d.compared:
@@ -483,14 +486,8 @@ def diagnosis_text(diag: Diagnosis) -> str:
     shown = parted[0] if parted else max(fits, key=lambda f: f.fit_steps or 0)
     if parted:
         p = shown.parting
-        where = f"step {p.step} of fit {shown.fit!r}"
-        if p.kind == "carried":
-            bits.append(f"the difference at {where} ({_g(p.total)}) is drift carried from earlier "
-                        f"steps (local there: {_g(p.local)}; carried: {_g(p.carried)})")
-        else:
-            bits.append(f"at {where} the step itself parts: {b}'s step from {ref}'s state is "
-                        f"{_g(p.local)} off (carried: {_g(p.carried)}); what differs first: "
-                        f"{PART_WORDS[p.parts.first]}; {p.parts.text()}")
+        bits.append(parting_words(p, f"step {p.step} of fit {shown.fit!r}", b, ref)
+                    + ("" if p.kind == "carried" else f"; {p.parts.text()}"))
     else:
         bits.append("the weights never part beyond their tolerance")
     if shown.decade_steps:
