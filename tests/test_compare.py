@@ -13,16 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kclf import cli, compare
-from kclf.compare import (
-    DETERMINISTIC,
-    LONG_TRAINING,
-    Tolerance,
-    compare_results,
-    compare_traces,
-    diffs,
-    runs,
-)
+from kclf import cli
+from kclf.compare import runs, tolerances, verdict
+from kclf.compare.diff import compare_results, compare_traces, diffs
+from kclf.compare.tolerances import DETERMINISTIC, LONG_TRAINING, Tolerance
 from kclf.errors import KclfError
 
 FAKE_SCRIPT = """
@@ -102,15 +96,15 @@ def test_long_trainings_are_judged_on_final_metrics_only():
     worse = dict(drifted, test_accuracy=0.85, final_loss=0.31)
     failing = [leaf.path for leaf in compare_results(ref, worse, LONG_TRAINING).failing]
     assert failing == ["test_accuracy", "final_loss"]
-    stroke = compare.TOLERANCES["stroke"]
+    stroke = tolerances.TOLERANCES["stroke"]
     assert not compare_results({"test_accuracy": 0.944}, {"test_accuracy": 0.947}, stroke).ok
-    assert compare.TOLERANCES["iris"].step_by_step is False
+    assert tolerances.TOLERANCES["iris"].step_by_step is False
 
 
 def test_cli_tolerances_override_the_table():
-    tol = compare.tolerance_for("iris", rtol=0.0, atol=1e-3)
+    tol = tolerances.tolerance_for("iris", rtol=0.0, atol=1e-3)
     assert tol.for_path("final_loss") == (0.0, 1e-3, True)
-    assert compare.tolerance_for("sgd").for_quantity("weights") == (1e-5, 1e-6)
+    assert tolerances.tolerance_for("sgd").for_quantity("weights") == (1e-5, 1e-6)
 
 
 # -- traces -----------------------------------------------------------------------------------
@@ -300,9 +294,9 @@ def test_unknown_names_and_bad_options_are_usage_errors(tmp_path, capsys):
 
 
 def test_experiment_tolerances_are_in_the_table():
-    assert compare.tolerance_for("learning-rates") is DETERMINISTIC
-    assert compare.tolerance_for("a-users-script") is DETERMINISTIC
-    assert isinstance(compare.TOLERANCES["stroke"], Tolerance)
+    assert tolerances.tolerance_for("learning-rates") is DETERMINISTIC
+    assert tolerances.tolerance_for("a-users-script") is DETERMINISTIC
+    assert isinstance(tolerances.TOLERANCES["stroke"], Tolerance)
 
 
 # -- the real thing ---------------------------------------------------------------------------------
@@ -467,8 +461,8 @@ def test_every_experiment_declares_a_known_tolerance_under_every_start():
     from kclf import registry
 
     for name, info in registry.discover().items():
-        for start in info.starts or compare.START_MODES:  # the lecture offers no numpy start
-            assert isinstance(compare.tolerance_for(name, start=start), Tolerance)
+        for start in info.starts or tolerances.START_MODES:  # the lecture offers no numpy start
+            assert isinstance(tolerances.tolerance_for(name, start=start), Tolerance)
 
 
 def test_a_missing_declaration_is_an_error(tmp_path, monkeypatch, capsys):
@@ -692,18 +686,18 @@ def test_a_script_is_judged_by_its_own_tolerance_whatever_its_name(fake_script, 
     assert exp["pairs"]["jax"]["results"]["judged"] == exp["pairs"]["jax"]["results"]["leaves"]
 
     declares = tmp_path / "declares.py"
-    for declaration, start, expected in (('"iris"', "torch-2026", compare.IRIS),
+    for declaration, start, expected in (('"iris"', "torch-2026", tolerances.IRIS),
                                          ('{"numpy": "iris", "default": "own-draws"}', "numpy",
-                                          compare.IRIS),
+                                          tolerances.IRIS),
                                          ('{"numpy": "iris", "default": "own-draws"}', "lecture",
-                                          compare.OWN_DRAWS),
+                                          tolerances.OWN_DRAWS),
                                          ('{"tensorflow": "lecture-start", "default": "iris"}',
-                                          "tensorflow-2025", compare.LECTURE_START)):
+                                          "tensorflow-2025", tolerances.LECTURE_START)):
         declares.write_text(f"TOLERANCE = {declaration}\n")
-        assert compare.tolerance_for("iris", start=start, script=declares) is expected, declaration
+        assert tolerances.tolerance_for("iris", start=start, script=declares) is expected, declaration
     declares.write_text("TOLERANCE = 1e-3  # the script's own constant, not a declaration\n")
     with pytest.raises(KclfError, match=f"^{declares}: TOLERANCE 0.001; expected a tolerance name"):
-        compare.tolerance_for("declares", script=declares)
+        tolerances.tolerance_for("declares", script=declares)
 
 
 def test_a_declaration_without_the_start_says_so(tmp_path, monkeypatch, capsys):
@@ -721,8 +715,8 @@ def test_a_declaration_without_the_start_says_so(tmp_path, monkeypatch, capsys):
     # An alias is the mode it names; "default" covers the rest.
     mini.write_text('NAME = "mini"\nPOSITION = 1\nTOLERANCE = {"tensorflow": "iris", "default": '
                     '"deterministic"}\n')
-    assert compare.tolerance_for("mini", start="tensorflow-2025") is compare.IRIS
-    assert compare.tolerance_for("mini", start="torch-2026") is DETERMINISTIC
+    assert tolerances.tolerance_for("mini", start="tensorflow-2025") is tolerances.IRIS
+    assert tolerances.tolerance_for("mini", start="torch-2026") is DETERMINISTIC
     # Found when the experiments are read: a key that is no start, a start it offers left out.
     mini.write_text('NAME = "mini"\nPOSITION = 1\nTOLERANCE = {"nmupy": "deterministic"}\n')
     assert cli.main(["list"]) == 1
@@ -1020,7 +1014,6 @@ def test_a_summary_kclf_cannot_read_fails_its_run_naming_the_file(tmp_path, monk
 
 
 def test_results_with_histories_of_another_shape_are_diffed_as_results():
-    from kclf.compare import verdict
 
     ref = {"histories": [0.5, 0.25], "values": {"a": 1}}
     assert verdict.where_they_part(ref, ref, None, None, DETERMINISTIC).histories == []

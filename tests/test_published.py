@@ -1,6 +1,6 @@
 """The lecture's published numbers and the table that sets a run's values beside them
 (kclf.demos.published), the start modes' one-line errors, and where compare says two runs
-part (kclf.compare.where_they_part). No keras here."""
+part (kclf.verdict.where_they_part). No keras here."""
 
 import copy
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from _pins import skip_unless_pinned
 
-from kclf import compare
+from kclf.compare import diff, tolerances, verdict
 from kclf.compare.verdict import HistoryParting, StepParting
 from kclf.demos import cache, published
 from kclf.errors import KclfError
@@ -92,31 +92,31 @@ def test_where_they_part_names_the_step_epoch_and_early_stopping():
            "histories": {"fit": {"loss": [1.0, 0.5, 0.25, 0.125]}}}
     other = {"values": {"es": {"epochs": 70, "best_epoch": 18}},
              "histories": {"fit": {"loss": [1.0, 0.5, 0.2501, 0.13]}}}
-    first = compare.QuantityDiff(1e-3, 1e-3, first_step=7, first_run="fit", rtol=3e-5, atol=1e-6)
-    traces = compare.TraceDiff({"weights": first})
+    first = diff.QuantityDiff(1e-3, 1e-3, first_step=7, first_run="fit", rtol=3e-5, atol=1e-6)
+    traces = diff.TraceDiff({"weights": first})
     frame = pd.DataFrame({"run": ["fit"] * 2, "step": [6, 7], "epoch": [1, 2]})
-    part = compare.where_they_part(ref, other, traces, frame, compare.LECTURE_START)
+    part = verdict.where_they_part(ref, other, traces, frame, tolerances.LECTURE_START)
     assert part.steps["weights"] == StepParting(run="fit", step=7, epoch=3)
     assert part.histories == [HistoryParting(fit="fit", metric="loss", epoch=3, reference=0.25,
                                              backend=0.2501)]
-    text = compare.parting_text(part)
+    text = verdict.parting_text(part)
     assert "weights from fit 'fit' step 7 (epoch 3)" in text
     assert "early stopping decides otherwise: es/epochs 70 vs 68" in text  # backend vs reference
-    same = compare.where_they_part(ref, ref, compare.TraceDiff({}), frame, compare.LECTURE_START)
-    assert compare.parting_text(same).startswith("never beyond tolerance; early stopping decides the same")
+    same = verdict.where_they_part(ref, ref, diff.TraceDiff({}), frame, tolerances.LECTURE_START)
+    assert verdict.parting_text(same).startswith("never beyond tolerance; early stopping decides the same")
 
 
 def test_demo_tolerance_depends_on_the_start():
-    assert compare.tolerance_for("iris", start="tensorflow-2025") is compare.LECTURE_START
-    assert compare.tolerance_for("iris", start="torch-2026") is compare.LECTURE_START
-    assert compare.tolerance_for("iris", start="numpy") is compare.IRIS
-    assert compare.tolerance_for("stroke", start="lecture") is compare.OWN_DRAWS
-    assert compare.tolerance_for("sgd", start="tensorflow-2025") is compare.DETERMINISTIC
-    tol = compare.LECTURE_START
-    ok = compare.compare_results({"values": {"a": 0.0958622}}, {"values": {"a": 0.0958625}}, tol)
-    bad = compare.compare_results({"values": {"a": 0.0958622}}, {"values": {"a": 0.0958822}}, tol)
+    assert tolerances.tolerance_for("iris", start="tensorflow-2025") is tolerances.LECTURE_START
+    assert tolerances.tolerance_for("iris", start="torch-2026") is tolerances.LECTURE_START
+    assert tolerances.tolerance_for("iris", start="numpy") is tolerances.IRIS
+    assert tolerances.tolerance_for("stroke", start="lecture") is tolerances.OWN_DRAWS
+    assert tolerances.tolerance_for("sgd", start="tensorflow-2025") is tolerances.DETERMINISTIC
+    tol = tolerances.LECTURE_START
+    ok = diff.compare_results({"values": {"a": 0.0958622}}, {"values": {"a": 0.0958625}}, tol)
+    bad = diff.compare_results({"values": {"a": 0.0958622}}, {"values": {"a": 0.0958822}}, tol)
     assert ok.ok and not bad.ok
-    assert not compare.compare_results({"values": {"epochs": 68}}, {"values": {"epochs": 69}},
+    assert not diff.compare_results({"values": {"epochs": 68}}, {"values": {"epochs": 69}},
                                        tol).ok
     assert np.isclose(tol.for_path("values/x")[0], 3e-5)
 

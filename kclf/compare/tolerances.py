@@ -186,24 +186,6 @@ def declared(subject: str, declaration, start: str) -> Tolerance:
     return NAMED[declaration]
 
 
-def _table(start: str) -> dict[str, Tolerance]:
-    """Every experiment's tolerance under ``start``, for those that run under it."""
-    from kclf import registry
-
-    return {n: declared(f"experiment {n!r}", info.tolerance, start)
-            for n, info in registry.discover().items() if not info.starts or start in info.starts}
-
-
-def __getattr__(attr: str):
-    """TOLERANCES (under --start numpy, the table's plain entries) and START_TOLERANCES, read
-    from the experiments' declarations."""
-    if attr == "TOLERANCES":
-        return _table("numpy")
-    if attr == "START_TOLERANCES":
-        return {start: _table(start) for start in START_MODES}
-    raise AttributeError(attr)
-
-
 def tolerance_for(name: str, rtol: float | None = None, atol: float | None = None, *,
                   start: str = "numpy", script: Path | None = None) -> Tolerance:
     """The declared tolerance of experiment ``name`` under the demos' ``start`` mode; for a
