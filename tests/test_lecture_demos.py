@@ -147,7 +147,7 @@ def test_replay_starts_from_tensorflows_weights_and_order(iris_replay):
 
 def test_replay_agrees_with_tensorflows_lecture_run(iris_replay, backend_name):
     """The capture's own TensorFlow values against this backend's replay, at the tolerance
-    kclf compare judges them by (kclf.tolerances.LECTURE_START: 3e-5, 10x the measured)."""
+    kclf compare judges them by (kclf.compare.tolerances.LECTURE_START: 3e-5, 10x the measured)."""
     from kclf.compare.tolerances import LECTURE_START
 
     summary, _, _, _, captured = iris_replay

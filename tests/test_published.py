@@ -1,6 +1,6 @@
 """The lecture's published numbers and the table that sets a run's values beside them
 (kclf.demos.published), the start modes' one-line errors, and where compare says two runs
-part (kclf.verdict.where_they_part). No keras here."""
+part (kclf.compare.verdict.where_they_part). No keras here."""
 
 import copy
 
