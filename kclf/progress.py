@@ -47,9 +47,8 @@ def fit_progress(label: str, every: float | None = None, stream=None):
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch + 1
 
-        def on_train_batch_end(self, batch, logs=None):
-            self._maybe_say(logs)
-
+        # No on_train_batch_end: defining one makes Keras hand every step's logs to the host
+        # (a sync per step on JAX and TensorFlow); the demos' epochs are short enough.
         def on_epoch_end(self, epoch, logs=None):
             self._maybe_say(logs)
 
